@@ -1,0 +1,138 @@
+"""Devices and array modules: "cpu" is NumPy, "cuda" and "cuda:N" are CuPy.
+
+CuPy is imported only when a CUDA device is asked for, so CPU code paths never touch it.
+Code that works on either backend gets its array module from its inputs:
+
+    xp = array_module(x)      # numpy or cupy
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CUPY_INSTALL_HINT = (
+    "pip install 'minigan[cuda]' (cupy-cuda12x), or cupy-cuda13x on a CUDA 13 machine"
+)
+
+
+class DeviceError(RuntimeError):
+    """A device that cannot be used here, or arrays on two different devices."""
+
+
+def parse_device(device) -> tuple[str, int]:
+    """'cpu' -> ('cpu', 0); 'cuda' -> ('cuda', 0); 'cuda:1' -> ('cuda', 1)."""
+    text = str(device).strip().lower()
+    if text == "cpu":
+        return "cpu", 0
+    if text == "cuda":
+        return "cuda", 0
+    if text.startswith("cuda:") and text[5:].isdigit():
+        return "cuda", int(text[5:])
+    raise DeviceError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'")
+
+
+def normalize_device(device) -> str:
+    kind, index = parse_device(device)
+    return "cpu" if kind == "cpu" else f"cuda:{index}"
+
+
+def import_cupy():
+    """Import CuPy and check that a GPU is visible, or raise one clear DeviceError."""
+    try:
+        import cupy
+    except ImportError:
+        raise DeviceError(f"device 'cuda' needs CuPy, which is not installed: {CUPY_INSTALL_HINT}") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # CUDA driver missing or broken
+        raise DeviceError(f"device 'cuda' needs a CUDA GPU, but CuPy found none ({error})") from None
+    if count == 0:
+        raise DeviceError("device 'cuda' needs a CUDA GPU, but CuPy found none")
+    return cupy
+
+
+def cuda_available() -> bool:
+    try:
+        import_cupy()
+    except DeviceError:
+        return False
+    return True
+
+
+def _is_cupy_array(array) -> bool:
+    # Looking at the type's module avoids importing cupy just to ask the question.
+    return type(array).__module__.startswith("cupy")
+
+
+def array_module(*arrays):
+    """numpy, or cupy if any of the arrays lives on a GPU."""
+    for array in arrays:
+        if _is_cupy_array(array):
+            import cupy
+
+            return cupy
+    return np
+
+
+def device_of(array) -> str:
+    if _is_cupy_array(array):
+        return f"cuda:{array.device.id}"
+    return "cpu"
+
+
+def check_same_device(op: str, *arrays) -> None:
+    """Raise DeviceError naming both devices if the arrays do not all live on one device."""
+    first = device_of(arrays[0])
+    for array in arrays[1:]:
+        other = device_of(array)
+        if other != first:
+            raise DeviceError(f"{op}: tensors are on different devices, {first} and {other}; move one with .to()")
+
+
+def to_device(array, device):
+    """A copy of `array` on `device` (no copy if it is already there)."""
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        return to_numpy(array)
+    cupy = import_cupy()
+    with cupy.cuda.Device(index):
+        return cupy.asarray(array)
+
+
+def to_numpy(array) -> np.ndarray:
+    if _is_cupy_array(array):
+        return array.get()
+    return np.asarray(array)
+
+
+# --- random numbers -------------------------------------------------------------------------
+# One seeded generator per device. Parameters are initialised from the CPU generator and then
+# moved, so a model starts from the same weights on every device.
+
+_seed = None
+_generators: dict[str, object] = {}
+
+
+def manual_seed(seed: int) -> None:
+    """Seed minigan's random numbers on every device (the CPU now, each GPU when first used)."""
+    global _seed
+    _seed = int(seed)
+    _generators.clear()
+
+
+def generator(device="cpu"):
+    """The seeded random generator for `device`: numpy.random.Generator, or cupy's."""
+    name = normalize_device(device)
+    if name not in _generators:
+        if name == "cpu":
+            _generators[name] = np.random.default_rng(_seed)
+        else:
+            cupy = import_cupy()
+            with cupy.cuda.Device(parse_device(name)[1]):
+                _generators[name] = cupy.random.default_rng(_seed)
+    return _generators[name]
+
+
+def set_generator(device, rng) -> None:
+    """Install `rng` as the generator for `device` (used when resuming from a checkpoint)."""
+    _generators[normalize_device(device)] = rng

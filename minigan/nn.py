@@ -1,0 +1,221 @@
+"""Layers: Module, Linear, Maxout, Dropout, activations, Sequential, and the BCE-with-logits loss.
+
+A parameter is any Tensor attribute with requires_grad=True. Modules find their parameters by
+walking their attributes in the order they were set, so `parameters()` lists each layer's weight
+before its bias, layer by layer, as torch does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backend
+from .tensor import Tensor
+
+
+class Module:
+    training = True
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.forward(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def children(self):
+        return [value for value in vars(self).values() if isinstance(value, Module)]
+
+    def named_parameters(self, prefix=""):
+        for name, value in vars(self).items():
+            if isinstance(value, Tensor) and value.requires_grad:
+                yield prefix + name, value
+            elif isinstance(value, Module):
+                yield from value.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Tensor]:
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True):
+        self.training = mode
+        for child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def to(self, device):
+        """Move every parameter to `device`, in place; returns self."""
+        for p in self.parameters():
+            p.data = backend.to_device(p.data, device)
+            p.grad = None
+        return self
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Host copies of every parameter, by name."""
+        return {name: p.numpy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy values into the parameters, after checking that names and shapes all match."""
+        own = dict(self.named_parameters())
+        missing = [n for n in own if n not in state]
+        unexpected = [n for n in state if n not in own]
+        wrong_shape = [f"{n} {tuple(np.shape(state[n]))} vs {p.shape}" for n, p in own.items()
+                       if n in state and tuple(np.shape(state[n])) != p.shape]
+        problems = []
+        if missing:
+            problems.append(f"missing {', '.join(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {', '.join(unexpected)}")
+        if wrong_shape:
+            problems.append(f"shape mismatch {', '.join(wrong_shape)}")
+        if problems:
+            raise ValueError(f"load_state_dict: {'; '.join(problems)}")
+        for name, p in own.items():
+            xp = backend.array_module(p.data)
+            p.data = xp.asarray(backend.to_numpy(state[name]), dtype=p.dtype).copy()
+            p.grad = None
+
+
+def _uniform(shape, bound, dtype, device):
+    values = backend.generator("cpu").uniform(-bound, bound, size=shape).astype(dtype)
+    return Tensor(backend.to_device(values, device), requires_grad=True)
+
+
+class Linear(Module):
+    """y = x @ W + b, with W of shape (in_features, out_features).
+
+    Default initialisation is torch's, U(±1/sqrt(in_features)) for weight and bias. With
+    `init_range=r` the weight is U(±r) and the bias zero, as in the paper's pylearn2 code.
+    """
+
+    def __init__(self, in_features, out_features, init_range=None, dtype=np.float32, device="cpu"):
+        self.in_features, self.out_features = in_features, out_features
+        if init_range is None:
+            bound = 1 / math.sqrt(in_features)
+            self.weight = _uniform((in_features, out_features), bound, dtype, device)
+            self.bias = _uniform((out_features,), bound, dtype, device)
+        else:
+            self.weight = _uniform((in_features, out_features), init_range, dtype, device)
+            self.bias = Tensor(backend.to_device(np.zeros(out_features, dtype), device), requires_grad=True)
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Linear: expected input of shape (batch, {self.in_features}), got {x.shape}")
+        return x @ self.weight + self.bias
+
+    def __repr__(self):
+        return f"Linear({self.in_features}, {self.out_features})"
+
+
+class Maxout(Module):
+    """The paper's discriminator unit: each of `units` outputs is the max of `pieces` linear pieces.
+
+    The pieces of one unit are adjacent columns of the affine output, as in pylearn2.
+    """
+
+    def __init__(self, in_features, units, pieces, init_range=None, dtype=np.float32, device="cpu"):
+        self.units, self.pieces = units, pieces
+        self.linear = Linear(in_features, units * pieces, init_range, dtype, device)
+
+    def forward(self, x):
+        z = self.linear(x)
+        return z.reshape(x.shape[0], self.units, self.pieces).max(axis=2)
+
+    def __repr__(self):
+        return f"Maxout({self.linear.in_features}, {self.units}, pieces={self.pieces})"
+
+
+class Dropout(Module):
+    """Zero each input with probability p in training, scaling survivors by 1/(1-p) (inverted
+    dropout), so that evaluation needs no rescaling and is the identity."""
+
+    def __init__(self, p=0.5):
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        rng = backend.generator(x.device)
+        keep = rng.random(x.shape, dtype=np.float32) >= self.p
+        xp = backend.array_module(x.data)
+        mask = xp.asarray(keep, dtype=x.dtype) * (1 / (1 - self.p))
+        return x * Tensor(mask)
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
+
+
+class LeakyReLU(Module):
+    def __init__(self, slope=0.01):
+        self.slope = slope
+
+    def forward(self, x):
+        return x.leaky_relu(self.slope)
+
+    def __repr__(self):
+        return f"LeakyReLU({self.slope})"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return x.relu()
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return x.sigmoid()
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return x.tanh()
+
+
+class Sequential(Module):
+    """Layers applied in order; their parameters are named "0.weight", "0.bias", "2.weight"...."""
+
+    def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+
+    def __iter__(self):
+        return iter(self.children())
+
+    def __getitem__(self, i):
+        return self.children()[i]
+
+    def __len__(self):
+        return len(self.children())
+
+    def forward(self, x):
+        for layer in self:
+            x = layer(x)
+        return x
+
+    def __repr__(self):
+        inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self))
+        return f"Sequential(\n{inner}\n)"
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, target) -> Tensor:
+    """Mean of −[t·log σ(x) + (1−t)·log(1−σ(x))], written as softplus(x) − t·x.
+
+    The softplus form never takes the log of a sigmoid that rounded to 0 or 1, so the loss stays
+    finite however confident the logits are.
+    """
+    if isinstance(target, Tensor):
+        target_shape = target.shape
+    else:
+        target_shape = np.shape(target)
+    if target_shape and tuple(target_shape) != logits.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: logits {logits.shape} and target {tuple(target_shape)} differ")
+    return (logits.softplus() - logits * target).mean()

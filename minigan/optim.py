@@ -1,0 +1,127 @@
+"""Optimizers: SGD with classical momentum, and Adam with torch.optim.Adam's update.
+
+Updates are in place on each parameter's `.data`, and the learning rate and momentum are plain
+attributes that may change between steps (the paper's schedule does this).
+
+`state_dict()` is a flat dict of NumPy arrays, so it fits in an .npz checkpoint with no pickle.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backend
+
+
+class Optimizer:
+    hyperparameters: tuple[str, ...] = ()
+    buffers: tuple[str, ...] = ()  # per-parameter state, one array per parameter
+
+    def __init__(self, params):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        self.steps = 0
+        self.state = {name: [None] * len(self.params) for name in self.buffers}
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.steps += 1
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                self._update(i, p)
+
+    def _update(self, i, p) -> None:
+        raise NotImplementedError
+
+    def _buffer(self, name, i, p):
+        """Per-parameter state, created as zeros like the parameter on first use."""
+        if self.state[name][i] is None:
+            self.state[name][i] = backend.array_module(p.data).zeros_like(p.data)
+        return self.state[name][i]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = {name: np.asarray(getattr(self, name)) for name in self.hyperparameters}
+        state["steps"] = np.asarray(self.steps)
+        for name in self.buffers:
+            for i, value in enumerate(self.state[name]):
+                if value is not None:
+                    state[f"{name}.{i}"] = backend.to_numpy(value).copy()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        known = set(self.hyperparameters) | {"steps"}
+        buffer_keys = {f"{name}.{i}": (name, i) for name in self.buffers for i in range(len(self.params))}
+        unexpected = [k for k in state if k not in known and k not in buffer_keys]
+        missing = [k for k in known if k not in state]
+        if missing or unexpected:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: missing {missing}, unexpected {unexpected}")
+        for key, (name, i) in buffer_keys.items():
+            if key in state and np.shape(state[key]) != self.params[i].shape:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: {key} has shape "
+                                 f"{np.shape(state[key])}, parameter {i} has {self.params[i].shape}")
+        for name in self.hyperparameters:
+            value = np.asarray(state[name], dtype=np.float64)
+            setattr(self, name, tuple(value.tolist()) if value.ndim else float(value))
+        self.steps = int(state["steps"])
+        for name in self.buffers:
+            self.state[name] = [None] * len(self.params)
+        for key, (name, i) in buffer_keys.items():
+            if key in state:
+                p = self.params[i]
+                xp = backend.array_module(p.data)
+                self.state[name][i] = xp.asarray(backend.to_numpy(state[key]), dtype=p.dtype).copy()
+
+
+class SGD(Optimizer):
+    """Classical momentum: v ← m·v − lr·g;  p ← p + v."""
+
+    hyperparameters = ("lr", "momentum")
+    buffers = ("velocity",)
+
+    def __init__(self, params, lr, momentum=0.0):
+        super().__init__(params)
+        self.lr, self.momentum = float(lr), float(momentum)
+
+    def _update(self, i, p):
+        if self.momentum == 0:
+            p.data -= self.lr * p.grad
+            return
+        v = self._buffer("velocity", i, p)
+        v *= self.momentum
+        v -= self.lr * p.grad
+        p.data += v
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), written the way torch.optim.Adam computes it:
+
+        m ← β1·m + (1−β1)·g;   v ← β2·v + (1−β2)·g²
+        p ← p − (lr / (1−β1^t)) · m / (sqrt(v) / sqrt(1−β2^t) + ε)
+    """
+
+    hyperparameters = ("lr", "betas", "eps")
+    buffers = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params)
+        self.lr, self.betas, self.eps = float(lr), tuple(float(b) for b in betas), float(eps)
+
+    def _update(self, i, p):
+        beta1, beta2 = self.betas
+        g = p.grad
+        m = self._buffer("exp_avg", i, p)
+        v = self._buffer("exp_avg_sq", i, p)
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        step_size = self.lr / (1 - beta1 ** self.steps)
+        # math.sqrt keeps this a Python float: a NumPy float64 here would promote float32 data.
+        denom = backend.array_module(v).sqrt(v) / math.sqrt(1 - beta2 ** self.steps) + self.eps
+        p.data -= step_size * (m / denom)

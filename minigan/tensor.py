@@ -1,0 +1,384 @@
+"""Tensor: an n-d array that remembers how it was made, so that gradients can flow back.
+
+Like micrograd, but on arrays. Every op computes its forward result and, right beside it, a
+`backward(g)` closure: given the gradient g of the final scalar with respect to the op's output,
+it returns the gradients with respect to each of the op's inputs (the vector-Jacobian product).
+`Tensor.backward()` visits the graph in reverse topological order and calls those closures.
+
+Two rules are applied once, in the engine, rather than in every op:
+- broadcasting: a gradient is summed back to the shape of the input it belongs to (`unbroadcast`);
+- accumulation: an input used twice receives the sum of both gradients.
+
+Data lives in `.data`, a NumPy or CuPy array; the array module is taken from the data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from . import backend
+
+DEFAULT_DTYPE = np.float32
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block ops record nothing: no graph, no saved buffers. Also a decorator."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+def _as_float_array(data, dtype=None):
+    """Floats stay as they are (float32 stays float32); ints, bools and Python numbers become float32."""
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = backend.array_module(data)
+    array = xp.asarray(data)
+    if dtype is not None:
+        return array.astype(dtype, copy=False)
+    if array.dtype.kind != "f":
+        return array.astype(DEFAULT_DTYPE)
+    return array
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` over the axes that broadcasting added or stretched, so that it has `shape`."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _freed_graph(g):
+    raise RuntimeError(
+        "backward through this part of the graph a second time: its buffers were freed after the "
+        "first backward; pass retain_graph=True to the first call to keep them"
+    )
+
+
+class Tensor:
+    def __init__(self, data, requires_grad=False, dtype=None, device=None):
+        data = _as_float_array(data, dtype)
+        if device is not None:
+            data = backend.to_device(data, device)
+        self.data = data
+        self.grad = None  # an array like .data, filled by backward() on leaves
+        self.requires_grad = bool(requires_grad)
+        self._parents = ()
+        self._backward = None  # None for a leaf; else grad -> tuple of grads for _parents
+        self._op = ""
+
+    # --- properties --------------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    device = property(lambda self: backend.device_of(self.data))
+    is_leaf = property(lambda self: self._backward is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        where = f", device={self.device}" if self.device != "cpu" else ""
+        return f"Tensor({self.data!r}{grad}{where})"
+
+    # --- leaving the graph -------------------------------------------------------------------
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph: no gradient flows back through the result."""
+        return Tensor(self.data)
+
+    def numpy(self) -> np.ndarray:
+        """A host copy of the data as a NumPy array."""
+        return np.array(backend.to_numpy(self.data), copy=True)
+
+    def item(self) -> float:
+        if self.size != 1:
+            raise ValueError(f"item: only a tensor with one element has an item, this one has shape {self.shape}")
+        return float(self.data.reshape(()))
+
+    def to(self, device) -> Tensor:
+        """A copy on `device`; gradients flow back to this tensor's device."""
+        source = self.device
+        return _result(backend.to_device(self.data, device), (self,), "to",
+                       lambda g: (backend.to_device(g, source),))
+
+    def astype(self, dtype) -> Tensor:
+        source = self.dtype
+        return _result(self.data.astype(dtype), (self,), "astype", lambda g: (g.astype(source),))
+
+    # --- arithmetic: + * @ ** are primitives; - and / are built from them ------------------------
+    def _lift(self, other, op):
+        """Turn a number or array into a Tensor on our device and of our dtype, or check a Tensor's."""
+        if isinstance(other, Tensor):
+            backend.check_same_device(op, self.data, other.data)
+            if other.dtype != self.dtype:
+                raise TypeError(f"{op}: dtypes {self.dtype} and {other.dtype} differ; convert one with .astype()")
+            return other
+        xp = backend.array_module(self.data)
+        if backend.array_module(other) is not xp and not np.isscalar(other):
+            backend.check_same_device(op, self.data, other)
+        return Tensor(xp.asarray(other, dtype=self.dtype))
+
+    def _check_broadcast(self, other, op):
+        try:
+            np.broadcast_shapes(self.shape, other.shape)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {self.shape} and {other.shape} do not broadcast") from None
+
+    def __add__(self, other):
+        other = self._lift(other, "add")
+        self._check_broadcast(other, "add")
+        return _result(self.data + other.data, (self, other), "add", lambda g: (g, g))
+
+    def __mul__(self, other):
+        other = self._lift(other, "mul")
+        self._check_broadcast(other, "mul")
+        a, b = self, other
+
+        def backward(g):
+            return (g * b.data if a.requires_grad else None,
+                    g * a.data if b.requires_grad else None)
+
+        return _result(a.data * b.data, (a, b), "mul", backward)
+
+    def __matmul__(self, other):
+        other = self._lift(other, "matmul")
+        a, b = self, other
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
+
+        def backward(g):
+            # Skip work nobody needs, e.g. the gradient with respect to the data batch.
+            return (g @ b.data.T if a.requires_grad else None,
+                    a.data.T @ g if b.requires_grad else None)
+
+        return _result(a.data @ b.data, (a, b), "matmul", backward)
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor) or not np.isscalar(exponent):
+            raise TypeError("pow: only a Python number is supported as the exponent")
+        x = self
+        return _result(x.data ** exponent, (x,), "pow",
+                       lambda g: (g * exponent * x.data ** (exponent - 1),))
+
+    def __neg__(self):
+        return _result(-self.data, (self,), "neg", lambda g: (-g,))
+
+    def __sub__(self, other):
+        return self + (-self._lift(other, "sub"))
+
+    def __truediv__(self, other):
+        return self * self._lift(other, "div") ** -1
+
+    def __radd__(self, other):
+        return self + other
+
+    def __rmul__(self, other):
+        return self * other
+
+    def __rsub__(self, other):
+        return self._lift(other, "sub") - self
+
+    def __rtruediv__(self, other):
+        return self._lift(other, "div") / self
+
+    # --- reductions --------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        x = self
+
+        def backward(g):
+            if axis is not None and not keepdims:
+                g = backend.array_module(g).expand_dims(g, axis)
+            return (backend.array_module(g).broadcast_to(g, x.shape),)
+
+        return _result(x.data.sum(axis=axis, keepdims=keepdims), (x,), "sum", backward)
+
+    def mean(self, axis=None, keepdims=False):
+        count = self.size if axis is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axis)]))
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
+
+    def max(self, axis=None, keepdims=False):
+        """Max over an axis (maxout's pooling). Tied maxima share the gradient equally."""
+        x = self
+        out = x.data.max(axis=axis, keepdims=True)
+
+        def backward(g):
+            xp = backend.array_module(g)
+            winners = (x.data == out).astype(g.dtype)
+            winners /= winners.sum(axis=axis, keepdims=True)
+            if axis is not None and not keepdims:
+                g = xp.expand_dims(g, axis)
+            return (winners * g,)
+
+        value = out if keepdims else (out.reshape(()) if axis is None else out.squeeze(axis))
+        return _result(value, (x,), "max", backward)
+
+    # --- elementwise functions ---------------------------------------------------------------
+    def exp(self):
+        y = backend.array_module(self.data).exp(self.data)
+        return _result(y, (self,), "exp", lambda g: (g * y,))
+
+    def log(self):
+        x = self
+        return _result(backend.array_module(x.data).log(x.data), (x,), "log", lambda g: (g / x.data,))
+
+    def tanh(self):
+        y = backend.array_module(self.data).tanh(self.data)
+        return _result(y, (self,), "tanh", lambda g: (g * (1 - y * y),))
+
+    def sigmoid(self):
+        xp = backend.array_module(self.data)
+        # exp(-softplus(-x)) never overflows, for large |x| of either sign.
+        y = xp.exp(-xp.logaddexp(0, -self.data))
+        return _result(y, (self,), "sigmoid", lambda g: (g * y * (1 - y),))
+
+    def softplus(self):
+        """log(1 + e^x), computed without overflow; its derivative is sigmoid(x)."""
+        xp = backend.array_module(self.data)
+        x = self
+        return _result(xp.logaddexp(0, x.data), (x,), "softplus",
+                       lambda g: (g * xp.exp(-xp.logaddexp(0, -x.data)),))
+
+    def relu(self):
+        positive = self.data > 0
+        return _result(self.data * positive, (self,), "relu", lambda g: (g * positive,))
+
+    def leaky_relu(self, slope=0.01):
+        xp = backend.array_module(self.data)
+        positive = self.data > 0
+        y = xp.where(positive, self.data, self.data * slope)
+        return _result(y, (self,), "leaky_relu", lambda g: (xp.where(positive, g, g * slope),))
+
+    # --- shape -------------------------------------------------------------------------------
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        source = self.shape
+        try:
+            y = self.data.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape {self.shape} into {tuple(shape)}") from None
+        return _result(y, (self,), "reshape", lambda g: (g.reshape(source),))
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        axes = tuple(axes) or tuple(reversed(range(self.ndim)))
+        inverse = tuple(np.argsort(axes))
+        return _result(self.data.transpose(axes), (self,), "transpose", lambda g: (g.transpose(inverse),))
+
+    T = property(lambda self: self.transpose())
+
+    def __getitem__(self, index):
+        """Basic indexing (ints and slices), e.g. splitting a batch in two."""
+        x = self
+
+        def backward(g):
+            full = backend.array_module(g).zeros(x.shape, dtype=g.dtype)
+            full[index] = g
+            return (full,)
+
+        return _result(x.data[index], (x,), "getitem", backward)
+
+    # --- backward ----------------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
+
+        `grad` defaults to 1 for a one-element tensor. Unless `retain_graph`, each op's saved
+        buffers are released as soon as its gradient has been passed on.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad (was it made under no_grad or detached?)")
+        xp = backend.array_module(self.data)
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward: grad can be implied only for a one-element tensor, not shape {self.shape}")
+            grad = xp.ones_like(self.data)
+        else:
+            grad = _as_float_array(grad, self.dtype)
+            backend.check_same_device("backward", self.data, grad)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape {self.shape}")
+
+        grads = {id(self): grad}
+        for node in reversed(_topological_order(self)):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._backward is None:  # a leaf: keep its own copy, accumulating across calls
+                node.grad = g.copy() if node.grad is None else node.grad + g
+                continue
+            for parent, parent_grad in zip(node._parents, node._backward(g)):
+                if parent_grad is None or not parent.requires_grad:
+                    continue
+                parent_grad = unbroadcast(parent_grad, parent.shape)
+                previous = grads.get(id(parent))
+                grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+            if not retain_graph:
+                node._backward, node._parents = _freed_graph, ()
+
+
+def _result(data, parents, op, backward) -> Tensor:
+    """Wrap an op's output; record how to differentiate it only if some input needs a gradient."""
+    out = Tensor.__new__(Tensor)
+    out.data, out.grad, out._op = data, None, op
+    out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
+    if out.requires_grad:
+        out._parents, out._backward = parents, backward
+    else:
+        out._parents, out._backward = (), None
+    return out
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Every node that leads to `root` and needs a gradient, each after all of its inputs.
+
+    An explicit stack instead of recursion, so that a chain of 10,000 ops is fine.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        stack.extend((p, False) for p in node._parents if p.requires_grad and id(p) not in visited)
+    return order
+
+
+def concatenate(tensors, axis=0) -> Tensor:
+    """Join tensors along an axis; each gets back its own slice of the gradient."""
+    tensors = list(tensors)
+    first = tensors[0]
+    for t in tensors[1:]:
+        backend.check_same_device("concatenate", first.data, t.data)
+        if t.dtype != first.dtype:
+            raise TypeError(f"concatenate: dtypes {first.dtype} and {t.dtype} differ")
+    xp = backend.array_module(first.data)
+    try:
+        data = xp.concatenate([t.data for t in tensors], axis=axis)
+    except ValueError:
+        raise ValueError(f"concatenate: shapes {[t.shape for t in tensors]} do not fit along axis {axis}") from None
+    ends = np.cumsum([t.shape[axis] for t in tensors])[:-1]
+    return _result(data, tuple(tensors), "concatenate", lambda g: tuple(xp.split(g, ends, axis=axis)))

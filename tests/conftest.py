@@ -1,0 +1,42 @@
+"""Shared test setup: a bounded hypothesis profile, and the device matrix.
+
+Tests that take a `device` argument run on "cpu" and, when CuPy and a GPU are present, on
+"cuda". Anything marked `gpu` is skipped without CUDA.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+from minigan import backend
+
+# Bounded and derandomized under CI, so that a run is short and repeatable on 2 cores.
+settings.register_profile("ci", max_examples=30, derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=60, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+CUDA = backend.cuda_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    if CUDA:
+        return
+    skip = pytest.mark.skip(reason="needs CuPy and a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request):
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state."""
+    backend.manual_seed(0)
+    yield
