@@ -1,0 +1,196 @@
+"""The game from Goodfellow et al. 2014 (arXiv 1406.2661): two nets, the value function, Algorithm 1.
+
+    V(D, G) = E_x[log D(x)] + E_z[log(1 − D(G(z)))]                        (eq. 1)
+
+D ascends V (eq. 2); G descends its half of it (eq. 3), or, in practice, descends −log D(G(z)).
+D outputs a logit l, so that D(x) = σ(l). Every log of D is taken here, once, with a stable
+softplus: log σ(l) = −softplus(−l) and log(1 − σ(l)) = −softplus(l).
+
+Two configurations:
+- `reference`: the common torch MNIST GAN (LeakyReLU MLPs, Adam, z ~ N(0, I), data in [-1, 1]);
+- `paper`: the authors' MNIST setup (goodfeli/adversarial mnist.yaml): a ReLU generator with a
+  sigmoid output, a maxout discriminator with dropout, SGD with momentum, z ~ U(−√3, √3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backend, nn, optim
+from .tensor import Tensor, no_grad
+
+# --- the value function ------------------------------------------------------------------------
+
+
+def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """−[mean log D(x) + mean log(1 − D(G(z)))]: descending this is ascending eq. 2."""
+    return (-real_logits).softplus().mean() + fake_logits.softplus().mean()
+
+
+def generator_loss(fake_logits: Tensor, kind: str = "nonsaturating") -> Tensor:
+    """The quantity G descends.
+
+    "minimax":       mean log(1 − D(G(z)))   (eq. 3, the game as written)
+    "nonsaturating": mean −log D(G(z))       (the paper's practical variant)
+    """
+    if kind == "minimax":
+        return -fake_logits.softplus().mean()
+    if kind == "nonsaturating":
+        # Early on D rejects fakes confidently and log(1 − D(G(z))) saturates: its gradient
+        # vanishes. −log D(G(z)) has the same fixed point but strong gradients there.
+        return (-fake_logits).softplus().mean()
+    raise ValueError(f"generator_loss: unknown kind {kind!r}; use 'minimax' or 'nonsaturating'")
+
+
+# --- the two configurations --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    noise_dim: int
+    noise: str  # "normal": z ~ N(0, I); "uniform": z ~ U(−√3, √3), also unit variance
+    data_range: tuple[float, float]  # pixels are scaled to this interval
+    batch_size: int
+    k: int
+    loss: str
+    train_images: int  # the first N training images; the rest are held out for validation
+
+
+CONFIGS = {
+    "reference": Config("reference", noise_dim=100, noise="normal", data_range=(-1.0, 1.0),
+                        batch_size=128, k=1, loss="nonsaturating", train_images=60000),
+    "paper": Config("paper", noise_dim=100, noise="uniform", data_range=(0.0, 1.0),
+                    batch_size=100, k=1, loss="nonsaturating", train_images=50000),
+}
+
+
+def build_generator(config: Config, pixel_mean=None, dtype=np.float32, device="cpu") -> nn.Module:
+    """G: noise_dim → 784. For `paper`, `pixel_mean` (784 values in [0, 1]) sets the output bias."""
+    if config.name == "reference":
+        return nn.Sequential(
+            nn.Linear(100, 256, dtype=dtype, device=device), nn.LeakyReLU(0.2),
+            nn.Linear(256, 512, dtype=dtype, device=device), nn.LeakyReLU(0.2),
+            nn.Linear(512, 1024, dtype=dtype, device=device), nn.LeakyReLU(0.2),
+            nn.Linear(1024, 784, dtype=dtype, device=device), nn.Tanh(),
+        )
+    generator = nn.Sequential(
+        nn.Linear(100, 1200, init_range=0.05, dtype=dtype, device=device), nn.ReLU(),
+        nn.Linear(1200, 1200, init_range=0.05, dtype=dtype, device=device), nn.ReLU(),
+        nn.Linear(1200, 784, init_range=0.05, dtype=dtype, device=device), nn.Sigmoid(),
+    )
+    if pixel_mean is not None:
+        # With zero weights G would output the mean image: training starts from the marginals.
+        p = np.clip(np.asarray(pixel_mean, dtype=np.float64), 1e-7, 1 - 1e-7)
+        output = generator[4]
+        output.bias.data = backend.to_device(np.log(p / (1 - p)).astype(dtype), device)
+    return generator
+
+
+def build_discriminator(config: Config, dtype=np.float32, device="cpu") -> nn.Module:
+    """D: 784 → one logit. The final sigmoid lives inside the losses, as a stable softplus."""
+    if config.name == "reference":
+        return nn.Sequential(
+            nn.Linear(784, 1024, dtype=dtype, device=device), nn.LeakyReLU(0.2),
+            nn.Linear(1024, 512, dtype=dtype, device=device), nn.LeakyReLU(0.2),
+            nn.Linear(512, 256, dtype=dtype, device=device), nn.LeakyReLU(0.2),
+            nn.Linear(256, 1, dtype=dtype, device=device),
+        )
+    return nn.Sequential(
+        nn.Dropout(0.2),  # keep 0.8 of the input pixels
+        nn.Maxout(784, 240, pieces=5, init_range=0.005, dtype=dtype, device=device), nn.Dropout(0.5),
+        nn.Maxout(240, 240, pieces=5, init_range=0.005, dtype=dtype, device=device), nn.Dropout(0.5),
+        nn.Linear(240, 1, init_range=0.005, dtype=dtype, device=device),
+    )
+
+
+def build_optimizers(config: Config, generator: nn.Module, discriminator: nn.Module):
+    """(G's optimizer, D's optimizer)."""
+    if config.name == "reference":
+        return (optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
+                optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999)))
+    return (optim.SGD(generator.parameters(), lr=0.1, momentum=0.5),
+            optim.SGD(discriminator.parameters(), lr=0.1, momentum=0.5))
+
+
+def paper_schedule(optimizer: optim.SGD, epoch: int) -> None:
+    """mnist.yaml's schedule, applied after every update: lr ÷ 1.000004 (floor 1e-6), and
+    momentum rising linearly from 0.5 at epoch 1 to 0.7 at epoch 250."""
+    optimizer.lr = max(optimizer.lr / 1.000004, 1e-6)
+    progress = min(max((epoch - 1) / (250 - 1), 0.0), 1.0)
+    optimizer.momentum = 0.5 + 0.2 * progress
+
+
+def sample_noise(config: Config, m: int, rng: np.random.Generator, dtype=np.float32, device="cpu") -> Tensor:
+    """m noise vectors from the prior p_z. Drawn on the host so a seed gives the same z on any device."""
+    if config.noise == "normal":
+        z = rng.standard_normal((m, config.noise_dim), dtype=np.float32)
+    else:
+        z = rng.uniform(-math.sqrt(3), math.sqrt(3), (m, config.noise_dim)).astype(np.float32)
+    return Tensor(backend.to_device(z.astype(dtype, copy=False), device))
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """Treat a module's parameters as constants: backward neither computes nor stores their
+    gradients. Gradients still flow *through* the module to its input."""
+    params = module.parameters()
+    for p in params:
+        p.requires_grad = False
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad = True
+
+
+# --- Algorithm 1 -------------------------------------------------------------------------------
+
+
+def discriminator_step(G, D, opt_D, x: Tensor, z: Tensor) -> dict:
+    """One update of D on a batch of data x and noise z, ascending eq. 2."""
+    with no_grad():  # D's update must not reach into G: fakes are constants here
+        fake = G(z)
+    real_logits, fake_logits = D(x), D(fake)
+    loss = discriminator_loss(real_logits, fake_logits)
+    opt_D.zero_grad()
+    loss.backward()
+    opt_D.step()
+    return {"d_loss": loss.data, "d_real": real_logits.data, "d_fake": fake_logits.data}
+
+
+def generator_step(G, D, opt_G, z: Tensor, loss_kind: str) -> dict:
+    """One update of G on a batch of noise z, descending eq. 3 (or the non-saturating loss)."""
+    with frozen(D):  # gradients flow through D to G's output, but none is left in D
+        loss = generator_loss(D(G(z)), loss_kind)
+        opt_G.zero_grad()
+        loss.backward()
+    opt_G.step()
+    return {"g_loss": loss.data}
+
+
+def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int, loss_kind: str) -> dict:
+    """One training iteration of Algorithm 1.
+
+    `sample_data(m)` and `sample_noise_batch(m)` return minibatches; m is implied by them.
+    Returns the last D step's and the G step's statistics as device arrays (no host sync).
+    """
+    # for k steps do
+    for _ in range(k):
+        # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
+        z = sample_noise_batch()
+        # Sample minibatch of m examples {x(1), ..., x(m)} from data generating distribution p_data(x).
+        x = sample_data()
+        # Update the discriminator by ascending its stochastic gradient (eq. 2):
+        #   ∇_θd (1/m) Σ [log D(x(i)) + log(1 − D(G(z(i))))]
+        stats = discriminator_step(G, D, opt_D, x, z)
+    # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
+    z = sample_noise_batch()
+    # Update the generator by descending its stochastic gradient (eq. 3):
+    #   ∇_θg (1/m) Σ log(1 − D(G(z(i))))     (or −log D(G(z(i))), non-saturating)
+    stats.update(generator_step(G, D, opt_G, z, loss_kind))
+    return stats
