@@ -1,0 +1,150 @@
+"""The IDX file format that MNIST ships in, read and written with NumPy.
+
+An IDX file is a 4-byte magic number, one big-endian uint32 per dimension, then the array's
+bytes in C order, big-endian:
+
+    00 00 <type code> <number of dims>   <dim 0> ... <dim n-1>   <data>
+
+Files are often gzipped; `read_idx` tells by the gzip magic bytes, never by the file name.
+Every check fails with an `IDXError` whose message names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+# The type code (third magic byte) and the big-endian dtype its data is stored in.
+IDX_DTYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+# (kind, itemsize) -> type code, so that an array in either byte order can be written.
+_TYPE_CODES = {(dtype.kind, dtype.itemsize): code for code, dtype in IDX_DTYPES.items()}
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class IDXError(ValueError):
+    """A file that is not a well-formed IDX file (or not a complete gzip stream of one)."""
+
+
+class TruncatedGzipError(IDXError):
+    """A gzip stream that ends early.
+
+    It carries how many bytes did decompress, so that a caller who knows the expected size
+    (the MNIST loader) can say "expected 47040016 bytes, got 1234".
+    """
+
+    def __init__(self, source: str, decompressed_bytes: int):
+        super().__init__(f"{source} is truncated: its gzip stream ends early, "
+                         f"after {decompressed_bytes} decompressed bytes")
+        self.decompressed_bytes = decompressed_bytes
+
+
+def read_idx(path) -> np.ndarray:
+    """The array stored in an IDX file, raw or gzipped, as a writable native-endian array."""
+    path = Path(path)
+    return parse_idx(decompress_idx(path.read_bytes(), str(path)), str(path))
+
+
+def write_idx(path, array) -> None:
+    """Store `array` as an IDX file, gzipped when `path` ends in .gz.
+
+    The file is replaced atomically, so a reader never sees a half-written one.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    code = _TYPE_CODES.get((array.dtype.kind, array.dtype.itemsize))
+    if code is None:
+        raise IDXError(f"write_idx: IDX cannot store dtype {array.dtype}; convert to one of "
+                       f"{', '.join(dtype.name for dtype in IDX_DTYPES.values())} first")
+    if array.ndim == 0:
+        raise IDXError("write_idx: IDX needs an array with at least one dimension, got a scalar")
+    header = bytes([0, 0, code, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    content = header + array.astype(IDX_DTYPES[code], copy=False).tobytes()
+    if path.name.endswith(".gz"):
+        # mtime=0 so that the same array always gives the same bytes (and the same checksum).
+        content = gzip.compress(content, mtime=0)
+    write_bytes_atomically(path, content)
+
+
+def decompress_idx(data: bytes, source: str) -> bytes:
+    """A file's IDX content: its bytes gunzipped if they start with the gzip magic, else as they are.
+
+    `source` names the file in error messages.
+    """
+    if not data.startswith(GZIP_MAGIC):
+        return data
+    pieces = []
+    while data:
+        stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # 16+: expect a gzip header
+        try:
+            pieces.append(stream.decompress(data))
+        except zlib.error as err:  # also a CRC or length mismatch in the gzip trailer
+            raise IDXError(f"{source} is a corrupt gzip stream: {err}") from None
+        if not stream.eof:
+            raise TruncatedGzipError(source, sum(len(piece) for piece in pieces))
+        # gzip allows several members back to back, and zero padding after the last one.
+        data = stream.unused_data.lstrip(b"\0")
+    return b"".join(pieces)
+
+
+def parse_idx(content: bytes, source: str) -> np.ndarray:
+    """The array in uncompressed IDX `content`, after checking its magic number and sizes.
+
+    `source` names the file in error messages.
+    """
+    magic = content[:4]
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_DTYPES:
+        codes = "|".join(f"{code:02x}" for code in IDX_DTYPES)
+        raise IDXError(f"wrong magic number in {source}: got {magic.hex(' ') or 'an empty file'}, "
+                       f"expected 00 00 <type code {codes}> <number of dims>; is it an IDX file?")
+    dtype, ndim = IDX_DTYPES[magic[2]], magic[3]
+    if ndim == 0:
+        raise IDXError(f"{source} declares 0 dimensions in its magic number; an IDX file has at least one")
+
+    data_start = 4 + 4 * ndim
+    if len(content) < data_start:
+        raise IDXError(f"{source} is truncated: its magic number declares {ndim} dimensions, "
+                       f"a {data_start}-byte header, but it holds only {len(content)} bytes")
+    shape = tuple(int(size) for size in np.frombuffer(content, ">u4", count=ndim, offset=4))
+
+    expected, found = math.prod(shape) * dtype.itemsize, len(content) - data_start
+    if found < expected:
+        raise IDXError(f"{source} is truncated: its header says {dtype.name} of shape {shape}, "
+                       f"{expected} bytes of data, but it holds {found}")
+    if found > expected:
+        raise IDXError(f"{source} has {found - expected} bytes more than its header describes "
+                       f"({dtype.name} of shape {shape}, {expected} bytes of data)")
+    array = np.frombuffer(content, dtype, count=math.prod(shape), offset=data_start)
+    # astype copies: the result is writable (frombuffer on bytes is not) and in native byte order.
+    return array.reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def write_bytes_atomically(path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same directory and os.replace.
+
+    os.replace is atomic within one file system, so `path` either keeps its old content or
+    has all of the new: an interrupted write leaves only a hidden .tmp file, never a short file
+    under the final name.
+    """
+    path = Path(path)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+

@@ -1,0 +1,214 @@
+"""MNIST: find it on disk, download it when missing, check it, load it.
+
+    images, labels = load_mnist("train")     # uint8 (60000, 28, 28), uint8 (60000,)
+
+Lookup order: the `data_dir` argument, then $MINIGAN_DATA, then the user cache
+(~/.cache/minigan/mnist, or $XDG_CACHE_HOME/minigan/mnist). The first directory that holds the
+split's files wins; each file may be gzipped (NAME.gz) or raw (NAME).
+
+Every file is checked on every load, by the length and SHA-256 of its *decompressed* content
+(the .gz bytes vary with how a mirror compressed them; the IDX content does not). Anything that
+goes wrong raises an `MNISTError` with a one-line message that says what to do about it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from .idx import IDXError, TruncatedGzipError, decompress_idx, parse_idx, write_bytes_atomically
+
+# Decompressed length and SHA-256 of each file. Read at call time, so tests can swap in their own.
+EXPECTED = {
+    "train-images-idx3-ubyte": (47040016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    "train-labels-idx1-ubyte": (60008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "t10k-images-idx3-ubyte": (7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    "t10k-labels-idx1-ubyte": (10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+}
+
+# Tried in order; each serves NAME.gz for the four names above.
+MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+]
+
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class MNISTError(Exception):
+    """MNIST is missing, damaged or not what it should be; the message says which file and why."""
+
+
+def load_mnist(split: str = "train", data_dir=None, download: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The images, uint8 (N, 28, 28), and labels, uint8 (N,), of the "train" or "test" split.
+
+    Looks in `data_dir`, $MINIGAN_DATA and the user cache, in that order; when none holds the
+    split and `download` is true, downloads it into the first of those directories.
+    """
+    names = _file_names(split)
+    directory = find_mnist(data_dir, split)
+    if directory is None:
+        directory = search_dirs(data_dir)[0]
+        advice = (f"put {', '.join(name + '.gz' for name in names)} in {directory}, "
+                  f"or pass --data-dir / set MINIGAN_DATA")
+        if not download:
+            raise MNISTError(f"MNIST not found and download=False: {advice}")
+        try:
+            download_mnist(directory, split=split)
+        except MNISTError as err:
+            raise MNISTError(f"MNIST not found and could not be downloaded ({err}): {advice}") from err
+
+    images_path, labels_path = (_file_in(directory, name) for name in names)
+    images, labels = _read_checked(images_path, names[0]), _read_checked(labels_path, names[1])
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise MNISTError(f"{images_path} holds {images.dtype} of shape {images.shape}; "
+                         f"MNIST images are uint8 of shape (N, 28, 28)")
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise MNISTError(f"{labels_path} holds {labels.dtype} of shape {labels.shape}; "
+                         f"MNIST labels are uint8 of shape (N,)")
+    if len(images) != len(labels):
+        raise MNISTError(f"MNIST {split} split in {directory} has {len(images)} images "
+                         f"but {len(labels)} labels")
+    return images, labels
+
+
+def mnist_cache_dir() -> Path:
+    """Where downloads go by default: $XDG_CACHE_HOME/minigan/mnist, else ~/.cache/minigan/mnist."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "minigan" / "mnist"
+
+
+def search_dirs(data_dir=None) -> list[Path]:
+    """The directories MNIST is looked for in, in order: `data_dir`, $MINIGAN_DATA, the user cache."""
+    candidates = [data_dir, os.environ.get("MINIGAN_DATA"), mnist_cache_dir()]
+    return [Path(candidate).expanduser() for candidate in candidates if candidate]
+
+
+def find_mnist(data_dir=None, split: str | None = None) -> Path | None:
+    """The first of `search_dirs(data_dir)` that holds the files of `split` (None: both splits).
+
+    This only checks that the files exist; `load_mnist` checks their content.
+    """
+    names = _file_names(split)
+    for directory in search_dirs(data_dir):
+        if all(_file_in(directory, name) for name in names):
+            return directory
+    return None
+
+
+def download_mnist(dest_dir, mirrors=None, timeout: float = 30.0, split: str | None = None) -> Path:
+    """Download the files of `split` (None: both) that `dest_dir` lacks; return `dest_dir`.
+
+    Each file is tried on every mirror in turn (default `MIRRORS`), and is written under its
+    final name only after its decompressed content matched `EXPECTED`: a failed, truncated or
+    corrupt download never leaves a file that looks valid.
+    """
+    dest_dir = Path(dest_dir)
+    mirrors = MIRRORS if mirrors is None else mirrors
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MNISTError(f"cannot create {dest_dir} to download MNIST into: {err.strerror or err}") from err
+    for name in _file_names(split):
+        if _file_in(dest_dir, name) is None:
+            _download_file(name, dest_dir, mirrors, timeout)
+    return dest_dir
+
+
+def _download_file(name: str, dest_dir: Path, mirrors, timeout: float) -> None:
+    """Fetch NAME.gz from the first mirror that serves it intact, and store it in dest_dir."""
+    filename = f"{name}.gz"
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + filename
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                data = response.read()
+            _check_content(data, name, source=url)
+        except MNISTError as err:
+            failures.append(str(err))
+        except (OSError, http.client.HTTPException) as err:  # URLError and timeouts are OSErrors
+            failures.append(f"{url}: {_short_reason(err)}")
+        else:
+            # Only the checked bytes ever reach the final name.
+            try:
+                write_bytes_atomically(dest_dir / filename, data)
+            except OSError as err:
+                raise MNISTError(f"cannot write {dest_dir / filename}: {err.strerror or err}") from err
+            return
+    raise MNISTError(f"could not download {filename}: {'; '.join(failures) or 'no mirrors given'}")
+
+
+def _short_reason(err: Exception) -> str:
+    """Why a download failed, in a few words: 'HTTP 404 Not Found', 'Connection refused', 'timed out'."""
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    return " ".join(text.split())  # one line, whatever the exception said
+
+
+def _read_checked(path: Path, name: str) -> np.ndarray:
+    """The array in the MNIST file `name` at `path`, after checking its content against EXPECTED."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise MNISTError(f"cannot read {path}: {err.strerror or err}") from err
+    try:
+        content = _check_content(data, name, source=str(path))
+    except MNISTError as err:
+        # A damaged local file is best fixed by fetching it again, which load_mnist does once it is gone.
+        raise MNISTError(f"{err}; delete it and retry") from err
+    try:
+        return parse_idx(content, str(path))
+    except IDXError as err:  # only if EXPECTED describes a file that is not IDX
+        raise MNISTError(str(err)) from err
+
+
+def _check_content(data: bytes, name: str, source: str) -> bytes:
+    """The decompressed content of `data`, once its length and SHA-256 match EXPECTED[name].
+
+    `source` (a path or a URL) names the file in error messages.
+    """
+    expected_size, expected_sha256 = EXPECTED[name]
+    try:
+        content = decompress_idx(data, source)
+    except TruncatedGzipError as err:
+        raise MNISTError(f"MNIST file {source} is truncated: expected {expected_size} bytes "
+                         f"after decompression, got {err.decompressed_bytes}") from err
+    except IDXError as err:
+        raise MNISTError(f"MNIST file {err}") from err
+    if len(content) != expected_size:
+        problem = "truncated" if len(content) < expected_size else "too long"
+        raise MNISTError(f"MNIST file {source} is {problem}: expected {expected_size} bytes "
+                         f"after decompression, got {len(content)}")
+    sha256 = hashlib.sha256(content).hexdigest()
+    if sha256 != expected_sha256:
+        raise MNISTError(f"checksum mismatch for {source}: expected SHA-256 {expected_sha256}, got {sha256}")
+    return content
+
+
+def _file_names(split: str | None) -> tuple[str, ...]:
+    """The file names (without .gz) of one split, or of both when `split` is None."""
+    if split is None:
+        return SPLIT_FILES["train"] + SPLIT_FILES["test"]
+    if split not in SPLIT_FILES:
+        raise MNISTError(f"unknown MNIST split {split!r}: use 'train' or 'test'")
+    return SPLIT_FILES[split]
+
+
+def _file_in(directory: Path, name: str) -> Path | None:
+    """NAME.gz or raw NAME in `directory`, whichever exists (the .gz first), else None."""
+    for path in (directory / f"{name}.gz", directory / name):
+        if path.is_file():
+            return path
+    return None

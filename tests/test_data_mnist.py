@@ -1,0 +1,354 @@
+"""MNIST lookup, checks and download, on tiny synthetic files and a local HTTP server.
+
+Every test runs with HOME, XDG_CACHE_HOME and MINIGAN_DATA pointed into its tmp_path, so the
+real user cache is never read or written, and with EXPECTED swapped for the tiny files' hashes.
+"""
+
+import functools
+import gzip
+import hashlib
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minigan.data import MNISTError, download_mnist, find_mnist, load_mnist, mnist, write_idx
+from minigan.data.mnist import mnist_cache_dir, search_dirs
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+ADVICE = "or pass --data-dir / set MINIGAN_DATA"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path, monkeypatch):
+    """No test may see the real home, cache, $MINIGAN_DATA or a proxy (the servers are on 127.0.0.1)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("MINIGAN_DATA", raising=False)
+    for proxy in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    # Downloads only ever go to servers a test starts.
+    monkeypatch.setattr(mnist, "MIRRORS", [f"http://127.0.0.1:{closed_port()}/"])
+
+
+def tiny_mnist(directory: Path, n_train=6, n_test=4, gzipped=True, image_shape=(28, 28)) -> dict:
+    """Write a small random MNIST into `directory`; return {name: array}.
+
+    Call `expect(monkeypatch, directory)` to make EXPECTED describe them.
+    """
+    rng = np.random.default_rng(0)
+    arrays = {
+        TRAIN[0]: rng.integers(0, 256, (n_train, *image_shape), dtype=np.uint8),
+        TRAIN[1]: rng.integers(0, 10, n_train, dtype=np.uint8),
+        TEST[0]: rng.integers(0, 256, (n_test, *image_shape), dtype=np.uint8),
+        TEST[1]: rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        write_idx(directory / (f"{name}.gz" if gzipped else name), array)
+    return arrays
+
+
+def expect(monkeypatch, directory: Path):
+    """Make EXPECTED hold the sizes and hashes of the MNIST files in `directory`."""
+    table = {}
+    for name in TRAIN + TEST:
+        path = directory / f"{name}.gz"
+        content = gzip.decompress(path.read_bytes()) if path.exists() else (directory / name).read_bytes()
+        table[name] = (len(content), hashlib.sha256(content).hexdigest())
+    monkeypatch.setattr(mnist, "EXPECTED", table)
+    return table
+
+
+def touch_mnist(directory: Path, names=TRAIN + TEST):
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (directory / f"{name}.gz").write_bytes(b"")
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory; under /dropped/ it promises more bytes than it sends, then hangs up."""
+
+    def do_GET(self):
+        if self.path.startswith("/dropped/"):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"\x1f\x8b" + bytes(50))
+            self.close_connection = True
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """serve(directory) -> base URL of an HTTP server on 127.0.0.1 that serves it."""
+    servers = []
+
+    def start(directory: Path) -> str:
+        directory.mkdir(parents=True, exist_ok=True)
+        handler = functools.partial(QuietHandler, directory=str(directory))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        # A short poll interval, so that shutdown() at teardown returns at once.
+        threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+# --- loading and checking local files -------------------------------------------------------
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_load_returns_the_arrays_in_the_files(tmp_path, monkeypatch, gzipped):
+    arrays = tiny_mnist(tmp_path / "mnist", gzipped=gzipped)
+    expect(monkeypatch, tmp_path / "mnist")
+    for split, (images_name, labels_name) in [("train", TRAIN), ("test", TEST)]:
+        images, labels = load_mnist(split, data_dir=tmp_path / "mnist", download=False)
+        assert images.dtype == np.uint8 and labels.dtype == np.uint8
+        np.testing.assert_array_equal(images, arrays[images_name])
+        np.testing.assert_array_equal(labels, arrays[labels_name])
+
+
+def test_checksum_mismatch(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "mnist")
+    table = expect(monkeypatch, tmp_path / "mnist")
+    path = tmp_path / "mnist" / f"{TRAIN[0]}.gz"
+    write_idx(path, np.zeros((6, 28, 28), np.uint8))  # same size, other pixels
+    actual = hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
+    with pytest.raises(MNISTError) as info:
+        load_mnist("train", data_dir=tmp_path / "mnist")
+    assert str(info.value) == (f"checksum mismatch for {path}: expected SHA-256 {table[TRAIN[0]][1]}, "
+                               f"got {actual}; delete it and retry")
+
+
+def test_truncated_gzip_file(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "mnist")
+    expect(monkeypatch, tmp_path / "mnist")
+    path = tmp_path / "mnist" / f"{TRAIN[0]}.gz"
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(MNISTError, match=rf"^MNIST file {path} is truncated: expected 4720 bytes after "
+                                         rf"decompression, got \d+; delete it and retry$"):
+        load_mnist("train", data_dir=tmp_path / "mnist")
+
+
+def test_truncated_raw_file(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "mnist", gzipped=False)
+    expect(monkeypatch, tmp_path / "mnist")
+    path = tmp_path / "mnist" / TRAIN[1]
+    path.write_bytes(path.read_bytes()[:10])
+    with pytest.raises(MNISTError) as info:
+        load_mnist("train", data_dir=tmp_path / "mnist")
+    assert str(info.value) == (f"MNIST file {path} is truncated: expected 14 bytes after decompression, "
+                               f"got 10; delete it and retry")
+
+
+def test_images_of_the_wrong_shape(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "mnist", image_shape=(28, 27))
+    expect(monkeypatch, tmp_path / "mnist")
+    path = tmp_path / "mnist" / f"{TRAIN[0]}.gz"
+    with pytest.raises(MNISTError) as info:
+        load_mnist("train", data_dir=tmp_path / "mnist")
+    assert str(info.value) == f"{path} holds uint8 of shape (6, 28, 27); MNIST images are uint8 of shape (N, 28, 28)"
+
+
+def test_image_and_label_counts_must_agree(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "mnist")
+    write_idx(tmp_path / "mnist" / f"{TRAIN[1]}.gz", np.zeros(5, np.uint8))
+    expect(monkeypatch, tmp_path / "mnist")
+    with pytest.raises(MNISTError, match=r"^MNIST train split in .* has 6 images but 5 labels$"):
+        load_mnist("train", data_dir=tmp_path / "mnist")
+
+
+def test_unknown_split(tmp_path):
+    with pytest.raises(MNISTError, match=r"unknown MNIST split 'validation': use 'train' or 'test'"):
+        load_mnist("validation", data_dir=tmp_path)
+
+
+def test_missing_files_without_download(tmp_path):
+    with pytest.raises(MNISTError) as info:
+        load_mnist("test", data_dir=tmp_path / "nowhere", download=False)
+    assert str(info.value) == (f"MNIST not found and download=False: put {TEST[0]}.gz, {TEST[1]}.gz "
+                               f"in {tmp_path / 'nowhere'}, {ADVICE}")
+
+
+# --- where MNIST is looked for --------------------------------------------------------------
+
+def test_cache_dir_follows_xdg_cache_home_then_home(tmp_path, monkeypatch):
+    assert mnist_cache_dir() == tmp_path / "xdg-cache" / "minigan" / "mnist"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert mnist_cache_dir() == tmp_path / "home" / ".cache" / "minigan" / "mnist"
+
+
+def test_lookup_order_is_data_dir_then_env_then_cache(tmp_path, monkeypatch):
+    explicit, from_env, cache = tmp_path / "explicit", tmp_path / "env", mnist_cache_dir()
+    monkeypatch.setenv("MINIGAN_DATA", str(from_env))
+    assert search_dirs(explicit) == [explicit, from_env, cache]
+    assert find_mnist(explicit) is None
+
+    touch_mnist(cache)
+    assert find_mnist(explicit) == cache
+    touch_mnist(from_env)
+    assert find_mnist(explicit) == from_env
+    touch_mnist(explicit)
+    assert find_mnist(explicit) == explicit
+    assert find_mnist() == from_env
+    monkeypatch.delenv("MINIGAN_DATA")
+    assert find_mnist() == cache
+
+
+def test_lookup_wants_all_files_of_the_split(tmp_path):
+    touch_mnist(tmp_path / "only-test", names=TEST)
+    (tmp_path / "only-test" / f"{TRAIN[0]}").write_bytes(b"")  # raw counts as present too
+    assert find_mnist(tmp_path / "only-test", split="test") == tmp_path / "only-test"
+    assert find_mnist(tmp_path / "only-test", split="train") is None
+    assert find_mnist(tmp_path / "only-test") is None  # None: both splits
+
+
+def test_load_finds_files_through_the_environment(tmp_path, monkeypatch):
+    arrays = tiny_mnist(tmp_path / "env")
+    expect(monkeypatch, tmp_path / "env")
+    monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "env"))
+    images, _ = load_mnist("train", data_dir=tmp_path / "empty", download=False)
+    np.testing.assert_array_equal(images, arrays[TRAIN[0]])
+
+
+# --- downloading ----------------------------------------------------------------------------
+
+def test_download_fetches_the_missing_files(tmp_path, monkeypatch, serve):
+    arrays = tiny_mnist(tmp_path / "mirror")
+    expect(monkeypatch, tmp_path / "mirror")
+    dest = tmp_path / "dest"
+    assert download_mnist(dest, mirrors=[serve(tmp_path / "mirror")]) == dest
+    assert sorted(p.name for p in dest.iterdir()) == sorted(f"{name}.gz" for name in TRAIN + TEST)
+    images, labels = load_mnist("test", data_dir=dest, download=False)
+    np.testing.assert_array_equal(images, arrays[TEST[0]])
+    np.testing.assert_array_equal(labels, arrays[TEST[1]])
+
+
+def test_load_downloads_only_its_split_into_the_cache(tmp_path, monkeypatch, serve):
+    arrays = tiny_mnist(tmp_path / "mirror")
+    expect(monkeypatch, tmp_path / "mirror")
+    monkeypatch.setattr(mnist, "MIRRORS", [serve(tmp_path / "mirror")])
+    images, _ = load_mnist("train")
+    np.testing.assert_array_equal(images, arrays[TRAIN[0]])
+    assert sorted(p.name for p in mnist_cache_dir().iterdir()) == sorted(f"{name}.gz" for name in TRAIN)
+
+
+def test_a_mirror_that_404s_is_skipped(tmp_path, monkeypatch, serve):
+    arrays = tiny_mnist(tmp_path / "good")
+    expect(monkeypatch, tmp_path / "good")
+    mirrors = [serve(tmp_path / "empty"), serve(tmp_path / "good")]
+    download_mnist(tmp_path / "dest", mirrors=mirrors, split="train")
+    _, labels = load_mnist("train", data_dir=tmp_path / "dest", download=False)
+    np.testing.assert_array_equal(labels, arrays[TRAIN[1]])
+
+
+def test_a_mirror_that_only_404s(tmp_path, serve):
+    url = serve(tmp_path / "empty")
+    with pytest.raises(MNISTError) as info:
+        download_mnist(tmp_path / "dest", mirrors=[url])
+    assert str(info.value) == f"could not download {TRAIN[0]}.gz: {url}{TRAIN[0]}.gz: HTTP 404 File not found"
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_a_corrupt_mirror_is_skipped(tmp_path, monkeypatch, serve):
+    tiny_mnist(tmp_path / "good")
+    expect(monkeypatch, tmp_path / "good")
+    (tmp_path / "bad").mkdir()
+    write_idx(tmp_path / "bad" / f"{TRAIN[0]}.gz", np.zeros((6, 28, 28), np.uint8))
+    write_idx(tmp_path / "bad" / f"{TRAIN[1]}.gz", np.zeros(6, np.uint8))
+    download_mnist(tmp_path / "dest", mirrors=[serve(tmp_path / "bad"), serve(tmp_path / "good")])
+    load_mnist("train", data_dir=tmp_path / "dest", download=False)  # passes its checks
+
+
+def test_corrupt_download_leaves_nothing(tmp_path, monkeypatch, serve):
+    tiny_mnist(tmp_path / "good")
+    table = expect(monkeypatch, tmp_path / "good")
+    (tmp_path / "bad").mkdir()
+    write_idx(tmp_path / "bad" / f"{TRAIN[0]}.gz", np.zeros((6, 28, 28), np.uint8))
+    url = serve(tmp_path / "bad")
+    dest = tmp_path / "dest"
+    with pytest.raises(MNISTError) as info:
+        download_mnist(dest, mirrors=[url])
+    zeros_sha256 = hashlib.sha256(gzip.decompress((tmp_path / "bad" / f"{TRAIN[0]}.gz").read_bytes())).hexdigest()
+    assert str(info.value) == (f"could not download {TRAIN[0]}.gz: checksum mismatch for {url}{TRAIN[0]}.gz: "
+                               f"expected SHA-256 {table[TRAIN[0]][1]}, got {zeros_sha256}")
+    assert list(dest.iterdir()) == []
+
+
+def test_truncated_download_leaves_nothing(tmp_path, monkeypatch, serve):
+    tiny_mnist(tmp_path / "good")
+    expect(monkeypatch, tmp_path / "good")
+    cut = tmp_path / "cut" / f"{TRAIN[0]}.gz"
+    cut.parent.mkdir()
+    cut.write_bytes((tmp_path / "good" / f"{TRAIN[0]}.gz").read_bytes()[:-30])
+    url = serve(tmp_path / "cut")
+    with pytest.raises(MNISTError, match=rf"^could not download {TRAIN[0]}.gz: MNIST file {url}{TRAIN[0]}.gz "
+                                         rf"is truncated: expected 4720 bytes after decompression, got \d+$"):
+        download_mnist(tmp_path / "dest", mirrors=[url])
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_dropped_connection_leaves_nothing(tmp_path, monkeypatch, serve):
+    tiny_mnist(tmp_path / "good")
+    expect(monkeypatch, tmp_path / "good")
+    url = serve(tmp_path / "good") + "dropped/"
+    with pytest.raises(MNISTError, match=r"IncompleteRead"):
+        download_mnist(tmp_path / "dest", mirrors=[url])
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_offline_error_is_one_line_that_says_what_to_do(tmp_path, monkeypatch):
+    first, second = f"http://127.0.0.1:{closed_port()}/", f"http://127.0.0.1:{closed_port()}/mnist"
+    monkeypatch.setattr(mnist, "MIRRORS", [first, second])
+    with pytest.raises(MNISTError) as info:
+        load_mnist("train")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message == (f"MNIST not found and could not be downloaded (could not download {TRAIN[0]}.gz: "
+                       f"{first}{TRAIN[0]}.gz: Connection refused; {second}/{TRAIN[0]}.gz: Connection refused): "
+                       f"put {TRAIN[0]}.gz, {TRAIN[1]}.gz in {mnist_cache_dir()}, {ADVICE}")
+    assert list(mnist_cache_dir().iterdir()) == []
+
+
+def test_a_mirror_that_never_answers_times_out(tmp_path):
+    with socket.socket() as silent:  # accepts connections (the kernel does) but never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        with pytest.raises(MNISTError, match=rf"^could not download {TRAIN[0]}.gz: {url}{TRAIN[0]}.gz: timed out$"):
+            download_mnist(tmp_path / "dest", mirrors=[url], timeout=0.2)
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+# --- the real thing -------------------------------------------------------------------------
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no shared MNIST copy at {SHARED_MNIST}")
+def test_real_mnist_from_the_shared_copy():
+    """The real files pass the real checksums, and match the README's sanity figures."""
+    images, labels = load_mnist("train", data_dir=SHARED_MNIST, download=False)
+    assert images.shape == (60000, 28, 28) and labels.shape == (60000,)
+    assert images.mean() / 255 == pytest.approx(0.13066, abs=1e-5)
+    assert np.bincount(labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    images, labels = load_mnist("test", data_dir=SHARED_MNIST, download=False)
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    assert images.mean() / 255 == pytest.approx(0.13251, abs=1e-5)
