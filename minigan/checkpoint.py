@@ -8,33 +8,16 @@ stored as JSON text in a string array, which np.load reads with allow_pickle=Fal
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, or does not fit the model."""
-
-
-def atomic_write(path, write) -> Path:
-    """Call `write(file_object)` on a temp file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_checkpoint(path, arrays: dict) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .atomic import atomic_write
 
 
 def image_grid(images, rows=8, cols=8, pad=2, value_range=(0.0, 1.0)) -> np.ndarray:

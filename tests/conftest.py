@@ -6,7 +6,6 @@ Tests that take a `device` argument run on "cpu" and, when CuPy and a GPU are pr
 
 import os
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_write_bytes
 
 # The type code (third magic byte) and the big-endian dtype its data is stored in.
 IDX_DTYPES = {
@@ -75,7 +75,7 @@ def write_idx(path, array) -> None:
     if path.name.endswith(".gz"):
         # mtime=0 so that the same array always gives the same bytes (and the same checksum).
         content = gzip.compress(content, mtime=0)
-    write_bytes_atomically(path, content)
+    atomic_write_bytes(path, content)
 
 
 def decompress_idx(data: bytes, source: str) -> bytes:
@@ -130,21 +130,4 @@ def parse_idx(content: bytes, source: str) -> np.ndarray:
     # astype copies: the result is writable (frombuffer on bytes is not) and in native byte order.
     return array.reshape(shape).astype(dtype.newbyteorder("="))
 
-
-def write_bytes_atomically(path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same directory and os.replace.
-
-    os.replace is atomic within one file system, so `path` either keeps its old content or
-    has all of the new: an interrupted write leaves only a hidden .tmp file, never a short file
-    under the final name.
-    """
-    path = Path(path)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
 

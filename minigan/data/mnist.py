@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .idx import IDXError, TruncatedGzipError, decompress_idx, parse_idx, write_bytes_atomically
+from ..atomic import atomic_write_bytes
+from .idx import IDXError, TruncatedGzipError, decompress_idx, parse_idx
 
 # Decompressed length and SHA-256 of each file. Read at call time, so tests can swap in their own.
 EXPECTED = {
@@ -141,7 +142,7 @@ def _download_file(name: str, dest_dir: Path, mirrors, timeout: float) -> None:
         else:
             # Only the checked bytes ever reach the final name.
             try:
-                write_bytes_atomically(dest_dir / filename, data)
+                atomic_write_bytes(dest_dir / filename, data)
             except OSError as err:
                 raise MNISTError(f"cannot write {dest_dir / filename}: {err.strerror or err}") from err
             return

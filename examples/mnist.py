@@ -1,0 +1,229 @@
+"""Train the 2014 GAN (Goodfellow et al., arXiv 1406.2661) on MNIST with minigan.
+
+    python examples/mnist.py --device cuda
+    python examples/mnist.py --data-dir ../shared/data/mnist --epochs 5
+    python examples/mnist.py --config paper --epochs 10
+    python examples/mnist.py --resume runs/mnist-reference/checkpoint.npz --epochs 10
+
+Every epoch it writes, under --out: samples_epochNNN.png (an 8×8 grid from fixed noise),
+losses.png, and checkpoint.npz (everything needed to continue exactly: both nets, both
+optimizers, the step, the epoch and the random states). Ctrl-C finishes the current iteration,
+writes a checkpoint and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from minigan import Tensor, backend, gan, no_grad
+from minigan.checkpoint import (CheckpointError, generator_state, load_checkpoint, restore_generator,
+                                save_checkpoint, split_prefix, with_prefix)
+from minigan.data import MNISTError, load_mnist
+from minigan.plotting import save_image_grid, save_loss_curves
+
+DEFAULT_EPOCHS = {"reference": 30, "paper": 100}
+HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real", "d_fake")
+
+
+def positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Train the 2014 GAN on MNIST (Algorithm 1).")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--config", default="reference", choices=sorted(gan.CONFIGS),
+                   help="reference: the common torch MNIST GAN; paper: the authors' maxout setup")
+    p.add_argument("--epochs", type=positive_int, help="default: 30 (reference), 100 (paper)")
+    p.add_argument("--batch-size", type=positive_int, help="m in Algorithm 1 (default: the config's)")
+    p.add_argument("--k", type=positive_int, help="D steps per G step (default 1)")
+    p.add_argument("--loss", choices=["nonsaturating", "minimax"], help="G's loss (default nonsaturating)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", help="folder with the MNIST files (else $MINIGAN_DATA, then ~/.cache/minigan/mnist)")
+    p.add_argument("--out", help="output folder (default runs/mnist-CONFIG)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint.npz")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many iterations (smoke runs)")
+    p.add_argument("--log-every", type=positive_int, default=50,
+                   help="iterations between progress updates; each one syncs the device once")
+    args = p.parse_args(argv)
+    try:
+        args.device = backend.normalize_device(args.device)
+        if args.device != "cpu":
+            backend.import_cupy()
+    except backend.DeviceError as error:
+        p.error(str(error))
+    return args
+
+
+class Interrupt:
+    """The first Ctrl-C asks the loop to stop after the current iteration; a second one kills."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    resumed = load_checkpoint(args.resume) if args.resume else None
+    if resumed is not None:  # the run's settings come from the checkpoint it continues
+        args.config = str(resumed["meta.config"])
+        args.batch_size, args.k = int(resumed["meta.batch_size"]), int(resumed["meta.k"])
+        args.loss, args.seed = str(resumed["meta.loss"]), int(resumed["meta.seed"])
+    config = gan.CONFIGS[args.config]
+    m = args.batch_size or config.batch_size
+    k = args.k or config.k
+    loss_kind = args.loss or config.loss
+    epochs = args.epochs or DEFAULT_EPOCHS[config.name]
+    out = Path(args.out or f"runs/mnist-{config.name}")
+    device = args.device
+
+    # --- data: the first `train_images` MNIST training digits, as rows scaled to the config's range
+    images, _ = load_mnist("train", data_dir=args.data_dir)
+    pixels = images[: config.train_images].reshape(-1, 784).astype(np.float32) / 255
+    low, high = config.data_range
+    data = backend.to_device(pixels * (high - low) + low, device)
+    if len(data) < k * m:
+        raise SystemExit(f"error: {len(data)} training images are fewer than one iteration needs (k·m = {k * m})")
+    iterations_per_epoch = len(data) // (k * m)
+
+    # --- the two players and their optimizers
+    backend.manual_seed(args.seed)
+    G = gan.build_generator(config, pixel_mean=pixels.mean(axis=0), device=device)
+    D = gan.build_discriminator(config, device=device)
+    opt_G, opt_D = gan.build_optimizers(config, G, D)
+    rng = np.random.default_rng(args.seed)  # noise and minibatch order, drawn on the host
+    fixed_noise = gan.sample_noise(config, 64, np.random.default_rng(args.seed + 1), device=device)
+    step, epoch, position, order = 0, 0, 0, None
+    history = {key: [] for key in HISTORY_KEYS}
+
+    if resumed is not None:
+        try:
+            G.load_state_dict(split_prefix(resumed, "G."))
+            D.load_state_dict(split_prefix(resumed, "D."))
+            opt_G.load_state_dict(split_prefix(resumed, "opt_G."))
+            opt_D.load_state_dict(split_prefix(resumed, "opt_D."))
+        except ValueError as error:
+            raise CheckpointError(f"checkpoint {args.resume} does not fit the {config.name} model: {error}") from None
+        step, epoch, position = (int(resumed[f"meta.{key}"]) for key in ("step", "epoch", "position"))
+        rng = restore_generator(resumed["rng.trainer"])
+        backend.set_generator("cpu", restore_generator(resumed["rng.cpu"]))
+        order = backend.to_device(resumed["order"], device) if position else None
+        history = {key: list(resumed[f"history.{key}"]) for key in HISTORY_KEYS}
+        print(f"resumed from {args.resume}: epoch {epoch}, step {step}")
+
+    def checkpoint():
+        arrays = {**with_prefix(G.state_dict(), "G."), **with_prefix(D.state_dict(), "D."),
+                  **with_prefix(opt_G.state_dict(), "opt_G."), **with_prefix(opt_D.state_dict(), "opt_D."),
+                  **{f"history.{key}": np.asarray(values) for key, values in history.items()},
+                  "meta.config": config.name, "meta.batch_size": m, "meta.k": k, "meta.loss": loss_kind,
+                  "meta.seed": args.seed, "meta.step": step, "meta.epoch": epoch, "meta.position": position,
+                  "rng.trainer": generator_state(rng), "rng.cpu": generator_state(backend.generator("cpu")),
+                  "order": backend.to_numpy(order) if order is not None else np.zeros(0, np.int64)}
+        return save_checkpoint(out / "checkpoint.npz", arrays)
+
+    def record(stats):
+        """Pull the latest statistics to the host (one sync) and check that the game is finite."""
+        xp = backend.array_module(stats["d_loss"])
+        d_real = xp.exp(-xp.logaddexp(0, -stats["d_real"])).mean()  # mean D(x) = mean σ(logit)
+        d_fake = xp.exp(-xp.logaddexp(0, -stats["d_fake"])).mean()
+        row = [step] + [float(v) for v in (stats["d_loss"], stats["g_loss"], d_real, d_fake)]
+        if not np.all(np.isfinite(row)):
+            raise FloatingPointError(f"non-finite loss at step {step}: D loss {row[1]}, G loss {row[2]}; "
+                                     f"stopped without overwriting the last checkpoint in {out}")
+        for key, value in zip(HISTORY_KEYS, row):
+            history[key].append(value)
+        return row
+
+    def sample_data():
+        nonlocal batch
+        rows = order[batch * m: (batch + 1) * m]
+        batch += 1
+        return Tensor(data[rows])
+
+    def sample_noise():
+        return gan.sample_noise(config, m, rng, device=device)
+
+    print(f"minigan GAN, config {config.name}: {len(data)} images, m={m}, k={k}, {loss_kind} G loss, "
+          f"{iterations_per_epoch} iterations/epoch, device {device}")
+    written, epoch_times = [], []
+    with Interrupt() as interrupt:
+        while epoch < epochs and not (args.max_steps and step >= args.max_steps) and not interrupt.requested:
+            started = time.perf_counter()
+            if position == 0:
+                order = backend.to_device(rng.permutation(len(data)), device)
+            batch = position * k
+            bar = tqdm(total=iterations_per_epoch, initial=position, desc=f"epoch {epoch + 1}/{epochs}",
+                       leave=False, dynamic_ncols=True)
+            while position < iterations_per_epoch:
+                stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss_kind)
+                if config.name == "paper":
+                    gan.paper_schedule(opt_G, epoch + 1)
+                    for _ in range(k):
+                        gan.paper_schedule(opt_D, epoch + 1)
+                step += 1
+                position += 1
+                bar.update(1)
+                stop = interrupt.requested or (args.max_steps and step >= args.max_steps)
+                if step % args.log_every == 0 or stop or position == iterations_per_epoch:
+                    row = record(stats)
+                    bar.set_postfix(D=f"{row[1]:.3f}", G=f"{row[2]:.3f}", Dx=f"{row[3]:.2f}", DGz=f"{row[4]:.2f}")
+                if stop:
+                    break
+            bar.close()
+            if position == iterations_per_epoch:
+                epoch, position = epoch + 1, 0
+                epoch_times.append(time.perf_counter() - started)
+            with no_grad():
+                G.eval()
+                samples = G(fixed_noise).numpy()
+                G.train()
+            written = [save_image_grid(out / f"samples_epoch{epoch:03d}.png", samples, value_range=config.data_range),
+                       save_loss_curves(out / "losses.png", history, title=f"minigan {config.name}"),
+                       checkpoint()]
+            where = f"epoch {epoch}" if position == 0 else f"step {step} (epoch {epoch + 1}, {position}/{iterations_per_epoch})"
+            took = f", {epoch_times[-1]:.1f} s" if position == 0 else ""
+            tqdm.write(f"{where}: D loss {history['d_loss'][-1]:.3f}, G loss {history['g_loss'][-1]:.3f}, "
+                       f"D(x) {history['d_real'][-1]:.2f}, D(G(z)) {history['d_fake'][-1]:.2f}{took}")
+
+    if interrupt.requested:
+        print(f"interrupted at step {step}; checkpoint written to {out / 'checkpoint.npz'}; "
+              f"continue with --resume {out / 'checkpoint.npz'}")
+        return 130
+    per_epoch = f"{np.mean(epoch_times):.1f} s/epoch" if epoch_times else "no full epoch"
+    print(f"done: {step} iterations, {epoch} epochs, {per_epoch}; wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def run(argv=None) -> int:
+    """main(), with every expected failure turned into one line on stderr and a non-zero exit."""
+    try:
+        return main(argv)
+    except (MNISTError, CheckpointError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(run())
