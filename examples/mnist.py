@@ -174,24 +174,23 @@ def main(argv=None) -> int:
             if position == 0:
                 order = backend.to_device(rng.permutation(len(data)), device)
             batch = position * k
-            bar = tqdm(total=iterations_per_epoch, initial=position, desc=f"epoch {epoch + 1}/{epochs}",
-                       leave=False, dynamic_ncols=True)
-            while position < iterations_per_epoch:
-                stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss_kind)
-                if config.name == "paper":
-                    gan.paper_schedule(opt_G, epoch + 1)
-                    for _ in range(k):
-                        gan.paper_schedule(opt_D, epoch + 1)
-                step += 1
-                position += 1
-                bar.update(1)
-                stop = interrupt.requested or (args.max_steps and step >= args.max_steps)
-                if step % args.log_every == 0 or stop or position == iterations_per_epoch:
-                    row = record(stats)
-                    bar.set_postfix(D=f"{row[1]:.3f}", G=f"{row[2]:.3f}", Dx=f"{row[3]:.2f}", DGz=f"{row[4]:.2f}")
-                if stop:
-                    break
-            bar.close()
+            with tqdm(total=iterations_per_epoch, initial=position, desc=f"epoch {epoch + 1}/{epochs}",
+                      leave=False, dynamic_ncols=True) as bar:
+                while position < iterations_per_epoch:
+                    stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss_kind)
+                    if config.name == "paper":
+                        gan.paper_schedule(opt_G, epoch + 1)
+                        for _ in range(k):
+                            gan.paper_schedule(opt_D, epoch + 1)
+                    step += 1
+                    position += 1
+                    bar.update(1)
+                    stop = interrupt.requested or (args.max_steps and step >= args.max_steps)
+                    if step % args.log_every == 0 or stop or position == iterations_per_epoch:
+                        row = record(stats)
+                        bar.set_postfix(D=f"{row[1]:.3f}", G=f"{row[2]:.3f}", Dx=f"{row[3]:.2f}", DGz=f"{row[4]:.2f}")
+                    if stop:
+                        break
             if position == iterations_per_epoch:
                 epoch, position = epoch + 1, 0
                 epoch_times.append(time.perf_counter() - started)

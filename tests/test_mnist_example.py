@@ -1,0 +1,174 @@
+"""examples/mnist.py end to end, on a tiny synthetic MNIST written as real IDX files."""
+
+import hashlib
+import importlib.util
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minigan import backend, gan
+from minigan.data import mnist as mnist_data
+from minigan.data import write_idx
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist.py"
+SMALL = ["--batch-size", "16", "--log-every", "3"]
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("mnist_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path, monkeypatch):
+    """96 random 'digits' as the train split, and the checksum table pointed at them."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (96, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, 96, dtype=np.uint8)}
+    expected = dict(mnist_data.EXPECTED)
+    for name, array in arrays.items():
+        write_idx(folder / name, array)
+        content = (folder / name).read_bytes()
+        expected[name] = (len(content), hashlib.sha256(content).hexdigest())
+    monkeypatch.setattr(mnist_data, "EXPECTED", expected)
+    return folder
+
+
+def params(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files if k.startswith(("G.", "D.", "opt_G.", "opt_D.", "meta."))}
+
+
+def assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def test_writes_pictures_and_a_loadable_checkpoint(script, tiny_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "2", *SMALL]) == 0
+    for name in ("samples_epoch001.png", "samples_epoch002.png", "losses.png", "checkpoint.npz"):
+        assert (out / name).stat().st_size > 0, name
+    state = params(out / "checkpoint.npz")
+    assert int(state["meta.epoch"]) == 2 and int(state["meta.step"]) == 12  # 96 // 16 = 6 per epoch
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
+        assert np.all(np.isfinite(npz["history.d_loss"])) and np.all(np.isfinite(npz["history.g_loss"]))
+        assert len(npz["history.step"]) >= 4
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("done: 12 iterations, 2 epochs") and "s/epoch" in summary and "checkpoint.npz" in summary
+
+
+@pytest.mark.parametrize("config", ["reference", "paper"])
+def test_resume_after_epoch_one_is_bit_identical(script, tiny_mnist, tmp_path, config):
+    base = ["--data-dir", str(tiny_mnist), "--config", config, *SMALL]
+    if config == "paper":
+        base = [arg for arg in base if arg not in ("--batch-size", "16")] + ["--batch-size", "24"]
+    assert script.run([*base, "--out", str(tmp_path / "straight"), "--epochs", "2"]) == 0
+    assert script.run([*base, "--out", str(tmp_path / "split"), "--epochs", "1"]) == 0
+    assert script.run([*base, "--out", str(tmp_path / "split"), "--epochs", "2",
+                       "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
+    assert_same_state(params(tmp_path / "straight" / "checkpoint.npz"), params(tmp_path / "split" / "checkpoint.npz"))
+
+
+def test_resume_mid_epoch_is_bit_identical(script, tiny_mnist, tmp_path):
+    base = ["--data-dir", str(tiny_mnist), *SMALL, "--epochs", "2"]
+    assert script.run([*base, "--out", str(tmp_path / "straight")]) == 0
+    assert script.run([*base, "--out", str(tmp_path / "split"), "--max-steps", "4"]) == 0
+    assert int(params(tmp_path / "split" / "checkpoint.npz")["meta.position"]) == 4
+    assert script.run([*base, "--out", str(tmp_path / "split"), "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
+    assert_same_state(params(tmp_path / "straight" / "checkpoint.npz"), params(tmp_path / "split" / "checkpoint.npz"))
+
+
+def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(script, tiny_mnist, tmp_path, monkeypatch, capsys):
+    base = ["--data-dir", str(tiny_mnist), *SMALL, "--epochs", "2"]
+    assert script.run([*base, "--out", str(tmp_path / "straight")]) == 0
+    real_iteration, calls = gan.train_iteration, []
+
+    def interrupted_iteration(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 8:  # Ctrl-C arrives in the middle of the 8th iteration
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_iteration(*args, **kwargs)
+
+    monkeypatch.setattr(gan, "train_iteration", interrupted_iteration)
+    assert script.run([*base, "--out", str(tmp_path / "split")]) == 130
+    assert "interrupted at step 8" in capsys.readouterr().out
+    monkeypatch.setattr(gan, "train_iteration", real_iteration)
+    assert script.run([*base, "--out", str(tmp_path / "split"), "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
+    assert_same_state(params(tmp_path / "straight" / "checkpoint.npz"), params(tmp_path / "split" / "checkpoint.npz"))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(script, tiny_mnist, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    base = ["--data-dir", str(tiny_mnist), "--out", str(out), *SMALL]
+    assert script.run([*base, "--epochs", "1"]) == 0
+    good = (out / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    real_loss = gan.generator_loss
+    monkeypatch.setattr(gan, "generator_loss", lambda logits, kind: real_loss(logits, kind) * float("nan"))
+    assert script.run([*base, "--epochs", "3", "--resume", str(out / "checkpoint.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith("error: non-finite loss at step")
+    assert (out / "checkpoint.npz").read_bytes() == good
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "--batch-size: must be a positive integer"),
+    (["--k", "0"], "--k: must be a positive integer"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--config", "dcgan"], "invalid choice: 'dcgan'"),
+])
+def test_bad_flags_get_a_one_line_argparse_error(script, flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.run(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(backend.cuda_available(), reason="CUDA is available here")
+def test_cuda_without_cupy_says_what_to_install(script, capsys):
+    with pytest.raises(SystemExit):
+        script.run(["--device", "cuda"])
+    err = capsys.readouterr().err
+    assert "device 'cuda' needs" in err and "cupy" in err
+
+
+def test_missing_data_offline_is_one_line(script, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("MINIGAN_DATA", raising=False)
+    monkeypatch.setattr(mnist_data, "MIRRORS", ["http://127.0.0.1:9/"])  # nothing listens on port 9
+    assert script.run(["--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "MNIST not found" in err and "train-images-idx3-ubyte.gz" in err and "--data-dir" in err
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_corrupt_checkpoint_is_one_line(script, tiny_mnist, tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(bad), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "corrupt" in err
+
+
+def test_checkpoint_of_another_model_is_refused(script, tiny_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
+        state = {k: npz[k] for k in npz.files}
+    state["G.0.weight"] = state["G.0.weight"][:50]
+    np.savez(tmp_path / "wrong.npz", **state)
+    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "wrong.npz"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit the reference model" in err and "shape mismatch 0.weight (50, 256) vs (100, 256)" in err
