@@ -143,14 +143,22 @@ def main(argv=None) -> int:
                   "order": backend.to_numpy(order) if order is not None else np.zeros(0, np.int64)}
         return save_checkpoint(out / "checkpoint.npz", arrays)
 
-    def record(stats):
-        """Pull the latest statistics to the host (one sync) and check that the game is finite."""
+    interval = {"sums": None, "iterations": 0}  # statistics summed on the device since the last record
+
+    def accumulate(stats):
+        """Add this iteration's statistics to the interval's sums, on the device: no host sync."""
         xp = backend.array_module(stats["d_loss"])
-        d_real = xp.exp(-xp.logaddexp(0, -stats["d_real"])).mean()  # mean D(x) = mean σ(logit)
-        d_fake = xp.exp(-xp.logaddexp(0, -stats["d_fake"])).mean()
-        row = [step] + [float(v) for v in (stats["d_loss"], stats["g_loss"], d_real, d_fake)]
+        mean_d = lambda logits: xp.exp(-xp.logaddexp(0, -logits)).mean()  # mean D = mean σ(logit)
+        values = xp.stack([stats["d_loss"], stats["g_loss"], mean_d(stats["d_real"]), mean_d(stats["d_fake"])])
+        interval["sums"] = values if interval["sums"] is None else interval["sums"] + values
+        interval["iterations"] += 1
+
+    def record():
+        """Pull the interval's mean statistics to the host (one sync) and check the game is finite."""
+        row = [step] + (backend.to_numpy(interval["sums"]) / interval["iterations"]).tolist()
+        interval.update(sums=None, iterations=0)
         if not np.all(np.isfinite(row)):
-            raise FloatingPointError(f"non-finite loss at step {step}: D loss {row[1]}, G loss {row[2]}; "
+            raise FloatingPointError(f"non-finite loss before step {step}: D loss {row[1]}, G loss {row[2]}; "
                                      f"stopped without overwriting the last checkpoint in {out}")
         for key, value in zip(HISTORY_KEYS, row):
             history[key].append(value)
@@ -182,12 +190,13 @@ def main(argv=None) -> int:
                         gan.paper_schedule(opt_G, epoch + 1)
                         for _ in range(k):
                             gan.paper_schedule(opt_D, epoch + 1)
+                    accumulate(stats)
                     step += 1
                     position += 1
                     bar.update(1)
                     stop = interrupt.requested or (args.max_steps and step >= args.max_steps)
                     if step % args.log_every == 0 or stop or position == iterations_per_epoch:
-                        row = record(stats)
+                        row = record()
                         bar.set_postfix(D=f"{row[1]:.3f}", G=f"{row[2]:.3f}", Dx=f"{row[3]:.2f}", DGz=f"{row[4]:.2f}")
                     if stop:
                         break

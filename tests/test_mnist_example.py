@@ -118,7 +118,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(script, tiny_mnist, t
     assert script.run([*base, "--epochs", "3", "--resume", str(out / "checkpoint.npz")]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.splitlines()[-1].startswith("error: non-finite loss at step")
+    assert err.splitlines()[-1].startswith("error: non-finite loss before step")
     assert (out / "checkpoint.npz").read_bytes() == good
 
 
