@@ -48,7 +48,8 @@ def _as_float_array(data, dtype=None):
     array = xp.asarray(data)
     if dtype is not None:
         return array.astype(dtype, copy=False)
-    if array.dtype.kind != "f":
+    # Python floats and lists have no dtype of their own; NumPy would make them float64.
+    if array.dtype.kind != "f" or not hasattr(data, "dtype"):
         return array.astype(DEFAULT_DTYPE)
     return array
 
@@ -74,6 +75,10 @@ def _freed_graph(g):
 
 
 class Tensor:
+    # Make NumPy defer to our reflected operators: without this, np.float64(2) * t or array + t
+    # treats the Tensor as a sequence and returns an object array instead of a Tensor.
+    __array_ufunc__ = None
+
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         data = _as_float_array(data, dtype)
         if device is not None:
@@ -176,6 +181,8 @@ class Tensor:
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor) or not np.isscalar(exponent):
             raise TypeError("pow: only a Python number is supported as the exponent")
+        # A NumPy scalar exponent (np.float64(2)) would promote float32 data to float64.
+        exponent = exponent.item() if isinstance(exponent, np.generic) else exponent
         x = self
         return _result(x.data ** exponent, (x,), "pow",
                        lambda g: (g * exponent * x.data ** (exponent - 1),))
@@ -184,10 +191,14 @@ class Tensor:
         return _result(-self.data, (self,), "neg", lambda g: (-g,))
 
     def __sub__(self, other):
-        return self + (-self._lift(other, "sub"))
+        other = self._lift(other, "sub")
+        self._check_broadcast(other, "sub")  # so a shape error names sub, not the add it becomes
+        return self + (-other)
 
     def __truediv__(self, other):
-        return self * self._lift(other, "div") ** -1
+        other = self._lift(other, "div")
+        self._check_broadcast(other, "div")
+        return self * other ** -1
 
     def __radd__(self, other):
         return self + other
@@ -200,6 +211,9 @@ class Tensor:
 
     def __rtruediv__(self, other):
         return self._lift(other, "div") / self
+
+    def __rmatmul__(self, other):
+        return self._lift(other, "matmul") @ self
 
     # --- reductions --------------------------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
@@ -264,6 +278,7 @@ class Tensor:
 
     def leaky_relu(self, slope=0.01):
         xp = backend.array_module(self.data)
+        slope = float(slope)  # a NumPy float64 slope would promote float32 data
         positive = self.data > 0
         y = xp.where(positive, self.data, self.data * slope)
         return _result(y, (self,), "leaky_relu", lambda g: (xp.where(positive, g, g * slope),))
