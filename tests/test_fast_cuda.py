@@ -1,0 +1,361 @@
+"""The fast path on a GPU: CuPy kernels against the NumPy ones, cuBLAS against NumPy, the fused
+step against autograd on the CPU, CUDA-graph replay against eager, and the eager fallback.
+
+Every test here needs CuPy and a CUDA GPU (marked `gpu`, skipped otherwise).
+"""
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+
+from minigan import Tensor, backend, gan
+from minigan.fast import FusedTrainer, kernels
+
+pytestmark = pytest.mark.gpu
+
+REFERENCE = gan.CONFIGS["reference"]
+DTYPES = [np.float32, np.float64]
+# CUDA contracts a·b + c into one FMA and uses its own exp/tanh, so float32 results differ from
+# NumPy's by an ulp or two; float64 by far less.
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+@pytest.fixture
+def cp():
+    import cupy
+
+    return cupy
+
+
+def assert_close(actual, expected, dtype, scale_atol=True):
+    actual, expected = backend.to_numpy(actual), backend.to_numpy(expected)
+    atol = RTOL[dtype] * max(float(np.max(np.abs(expected))), 1e-30) if scale_atol else 0
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=atol)
+
+
+def random(shape, dtype, seed, scale=2.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+# --- each fused kernel: CuPy against NumPy -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["bias_leaky_relu", "bias_tanh", "add_bias"])
+def test_forward_kernels_match_numpy(cp, dtype, op):
+    h, b = random((33, 70), dtype, 0), random((70,), dtype, 1)
+    h[0, :5] = 0  # the kink
+    args = (0.2,) if op == "bias_leaky_relu" else ()
+    expected = h.copy()
+    getattr(kernels, op)(expected, b, *args)
+    h_gpu = cp.asarray(h)
+    getattr(kernels, op)(h_gpu, cp.asarray(b), *args)
+    assert h_gpu.dtype == dtype
+    assert_close(h_gpu, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["leaky_relu_backward", "tanh_backward"])
+def test_activation_backward_kernels_match_numpy(cp, dtype, op):
+    y, g = random((33, 70), dtype, 2), random((33, 70), dtype, 3)
+    y[0, :5] = 0
+    if op == "tanh_backward":
+        y = np.tanh(y)
+    args = (0.2,) if op == "leaky_relu_backward" else ()
+    expected = g.copy()
+    getattr(kernels, op)(expected, y, *args)
+    g_gpu = cp.asarray(g)
+    getattr(kernels, op)(g_gpu, cp.asarray(y), *args)
+    assert_close(g_gpu, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 256, 257, 5000])  # one block of 256 threads loops over the rows
+def test_bce_with_logits_kernel_matches_numpy(cp, dtype, n):
+    rng = np.random.default_rng(n)
+    logits = (rng.standard_normal((n, 1)) * 20).astype(dtype)
+    logits[:3] = [[1000.0], [-1000.0], [0.0]][: min(3, n)]
+    target = rng.integers(0, 2, (n, 1)).astype(dtype)
+    weight = np.full((n, 1), 1.0 / n, dtype) * rng.choice([-1.0, 1.0], (n, 1)).astype(dtype)
+    grad, loss = np.empty_like(logits), np.empty(1, dtype)
+    kernels.bce_with_logits(logits, target, weight, grad, loss)
+    grad_gpu, loss_gpu = cp.empty((n, 1), dtype), cp.empty(1, dtype)
+    kernels.bce_with_logits(cp.asarray(logits), cp.asarray(target), cp.asarray(weight), grad_gpu, loss_gpu)
+    assert_close(grad_gpu, grad, dtype)
+    assert_close(loss_gpu, loss, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_kernel_matches_numpy_over_steps(cp, dtype):
+    size = 100_003  # not a multiple of anything
+    p, m, v = random(size, dtype, 4), np.zeros(size, dtype), np.zeros(size, dtype)
+    scalars = kernels.adam_scalars(np, 2e-4, (0.5, 0.999), 1e-8)
+    p_gpu, m_gpu, v_gpu = cp.asarray(p), cp.zeros(size, dtype), cp.zeros(size, dtype)
+    scalars_gpu = kernels.adam_scalars(cp, 2e-4, (0.5, 0.999), 1e-8)
+    for step in range(5):
+        # Gradients well above ε, where Adam's update is not decided by rounding.
+        g = random(size, dtype, 10 + step, scale=1e-2)
+        kernels.adam(p, g, m, v, scalars)
+        kernels.adam(p_gpu, cp.asarray(g), m_gpu, v_gpu, scalars_gpu)
+    np.testing.assert_array_equal(scalars_gpu.get()[kernels.STEP], 5)
+    np.testing.assert_allclose(scalars_gpu.get(), scalars, rtol=1e-14)
+    assert_close(m_gpu, m, dtype)
+    assert_close(v_gpu, v, dtype)
+    assert_close(p_gpu, p, dtype)
+
+
+def test_zero_grad_kernel(cp):
+    grads = cp.arange(10, dtype=cp.float32)
+    kernels.zero_grad(grads)
+    assert not bool(grads.any())
+
+
+# --- cuBLAS through ctypes ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def blas(cp):
+    from minigan.fast import cublas
+
+    stream = cp.cuda.Stream(non_blocking=True)
+    return cublas.Cublas(stream), stream
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("m, k, n", [(64, 784, 1024), (33, 1, 256), (128, 256, 1), (5, 7, 3)])
+def test_cublas_matmul_matches_numpy(cp, blas, dtype, trans_a, trans_b, m, k, n):
+    linalg, stream = blas
+    a = random((k, m) if trans_a else (m, k), dtype, 5)
+    b = random((n, k) if trans_b else (k, n), dtype, 6)
+    expected = np.empty((m, n), dtype)
+    kernels.matmul(a, b, expected, trans_a, trans_b)
+    with stream:  # everything on the handle's stream: it does not wait for the legacy stream
+        flat = cp.full(m * n + 2, cp.nan, dtype)
+        out = flat[1:1 + m * n].reshape(m, n)  # a view at an offset, as in the flat buffers
+        linalg.matmul(cp.asarray(a), cp.asarray(b), out, trans_a, trans_b)
+    stream.synchronize()
+    np.testing.assert_allclose(out.get(), expected, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+    assert np.isnan(flat[0].get()) and np.isnan(flat[-1].get())
+
+
+def test_cublas_refuses_mismatched_shapes(cp, blas):
+    linalg, _ = blas
+    with pytest.raises(ValueError, match="do not align"):
+        linalg.matmul(cp.zeros((3, 4), cp.float32), cp.zeros((5, 2), cp.float32), cp.zeros((3, 2), cp.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cublas_column_sum_is_the_bias_gradient(cp, blas, dtype):
+    linalg, stream = blas
+    g = random((300, 70), dtype, 7)
+    with stream:
+        out = cp.empty(70, dtype)
+        linalg.column_sum(cp.asarray(g), out)
+    stream.synchronize()
+    np.testing.assert_allclose(out.get(), g.sum(axis=0), rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_tf32_switch_changes_float32_gemms_only_within_tf32_precision(cp):
+    from minigan.fast import cublas
+
+    stream = cp.cuda.Stream(non_blocking=True)
+    a, b = random((256, 1024), np.float32, 8), random((1024, 512), np.float32, 9)
+    results = {}
+    for tf32 in (False, True):
+        linalg = cublas.Cublas(stream, tf32=tf32)
+        with stream:
+            out = cp.empty((256, 512), cp.float32)
+            linalg.matmul(cp.asarray(a), cp.asarray(b), out)
+        stream.synchronize()
+        results[tf32] = out.get()
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    error = {tf32: np.max(np.abs(r - exact)) / np.max(np.abs(exact)) for tf32, r in results.items()}
+    assert error[False] < 1e-5
+    assert error[True] < 5e-3  # TF32 keeps 10 mantissa bits
+
+
+# --- the fused step on CUDA against autograd on the CPU ---------------------------------------------
+
+
+def cpu_and_cuda_players(dtype):
+    backend.manual_seed(0)
+    G, D = gan.build_generator(REFERENCE, dtype=dtype), gan.build_discriminator(REFERENCE, dtype=dtype)
+    return (G, D), (copy.deepcopy(G).to("cuda"), copy.deepcopy(D).to("cuda"))
+
+
+def batches(rng, m, k, dtype):
+    xs = [np.tanh(rng.standard_normal((m, 784))).astype(dtype) for _ in range(k)]
+    zs = [rng.standard_normal((m, 100)).astype(dtype) for _ in range(k + 1)]
+    return xs, zs
+
+
+def on_gpu(cp, arrays):
+    return [cp.asarray(a) for a in arrays]
+
+
+@pytest.mark.parametrize("use_graph", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k, loss_kind", [(1, "nonsaturating"), (2, "minimax")])
+def test_cuda_step_trains_like_autograd_on_the_cpu(cp, use_graph, dtype, k, loss_kind):
+    (G, D), (G2, D2) = cpu_and_cuda_players(dtype)
+    opt_G, opt_D = gan.build_optimizers(REFERENCE, G, D)
+    trainer = FusedTrainer(G2, D2, k=k, loss_kind=loss_kind, use_graph=use_graph)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        xs, zs = batches(rng, 32, k, dtype)
+        data, noise = iter(xs), iter(zs)
+        expected = gan.train_iteration(G, D, opt_G, opt_D, lambda: Tensor(next(data)), lambda: Tensor(next(noise)),
+                                       k, loss_kind)
+        stats = trainer.iteration(on_gpu(cp, xs), on_gpu(cp, zs))
+        rtol = 1e-4 if dtype == np.float32 else 1e-9
+        for key in expected:
+            np.testing.assert_allclose(stats[key].get(), expected[key], rtol=rtol, atol=rtol, err_msg=key)
+    trainer.copy_to_modules()
+    for p, q in zip(G.parameters() + D.parameters(), G2.parameters() + D2.parameters()):
+        if dtype == np.float64:
+            np.testing.assert_allclose(q.data.get(), p.data, rtol=1e-9, atol=1e-12)
+        else:  # Adam's ε-sized gradients: see tests/test_fast_step.py
+            np.testing.assert_allclose(q.data.get(), p.data, rtol=1e-4, atol=0.1 * 2e-4)
+    assert int(trainer.D.adam_scalars[kernels.STEP].get()) == 4 * k  # counted on the device, every replay
+    if use_graph:
+        assert trainer.runner.graph is not None and not trainer.runner.failed
+
+
+# --- graph replay ----------------------------------------------------------------------------------
+
+
+def twin_trainers(dtype=np.float32, k=1, **kwargs):
+    backend.manual_seed(0)
+    G, D = gan.build_generator(REFERENCE, dtype=dtype, device="cuda"), gan.build_discriminator(REFERENCE, dtype=dtype, device="cuda")
+    eager = FusedTrainer(copy.deepcopy(G), copy.deepcopy(D), k=k, use_graph=False)
+    return eager, FusedTrainer(G, D, k=k, **kwargs)
+
+
+def assert_same_training(cp, a, b, iterations, m=64, k=1, dtype=np.float32, rtol=1e-6):
+    rng = np.random.default_rng(2)
+    for _ in range(iterations):
+        xs, zs = batches(rng, m, k, dtype)
+        stats_a, stats_b = a.iteration(on_gpu(cp, xs), on_gpu(cp, zs)), b.iteration(on_gpu(cp, xs), on_gpu(cp, zs))
+        for key in stats_a:
+            np.testing.assert_allclose(stats_b[key].get(), stats_a[key].get(), rtol=rtol, atol=rtol, err_msg=key)
+    for x, y in ((a.G, b.G), (a.D, b.D)):
+        np.testing.assert_allclose(y.params.get(), x.params.get(), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_graph_replay_matches_eager_over_iterations(cp, k):
+    eager, graphed = twin_trainers(k=k)
+    assert_same_training(cp, eager, graphed, iterations=6, k=k)
+    assert graphed.runner.graph is not None and not graphed.runner.failed
+
+
+def test_graph_is_recaptured_when_the_batch_size_changes(cp):
+    eager, graphed = twin_trainers()
+    for m in (64, 16, 64):
+        assert_same_training(cp, eager, graphed, iterations=3, m=m)
+        assert graphed.runner.graph is not None
+
+
+SPIN = r"""
+extern "C" __global__ void spin(long long cycles) {
+    const long long start = clock64();
+    while (clock64() - start < cycles) { }
+}
+"""
+
+
+@pytest.mark.parametrize("use_graph", [True, False])
+def test_an_iteration_does_not_wait_for_the_device(cp, use_graph):
+    """Queue a second or so of spinning on the caller's stream, then call iteration(): had it
+    synchronised with the host anywhere (a .get(), a float(), a mask index), it would take that long."""
+    import time
+
+    _, trainer = twin_trainers(use_graph=use_graph)
+    rng = np.random.default_rng(3)
+    for _ in range(3):  # eager warm-up, capture, one replay: kernels compiled, memory pooled
+        trainer.iteration(*(on_gpu(cp, b) for b in batches(rng, 64, 1, np.float32)))
+    xs, zs = (on_gpu(cp, b) for b in batches(rng, 64, 1, np.float32))
+    spin = cp.RawKernel(SPIN, "spin")
+    spin((1,), (1,), (np.int64(1000),))  # compiled before timing
+    cp.cuda.get_current_stream().synchronize()
+    start = time.perf_counter()
+    spin((1,), (1,), (np.int64(2_000_000_000),))  # about a second at 2 GHz
+    stats = trainer.iteration(xs, zs)
+    returned = time.perf_counter() - start
+    cp.cuda.get_current_stream().synchronize()
+    finished = time.perf_counter() - start
+    assert finished > 0.3, "the spin kernel did not hold the device long enough for this test to mean anything"
+    assert returned < 0.1, f"iteration() returned after {returned:.3f} s, behind a {finished:.2f} s kernel: it waited"
+    assert np.isfinite(float(stats["d_loss"]))
+
+
+def test_input_buffers_skip_the_copies(cp):
+    eager, graphed = twin_trainers()
+    rng = np.random.default_rng(4)
+    data_buffers, noise_buffers = graphed.input_buffers(64)
+    for _ in range(3):
+        xs, zs = batches(rng, 64, 1, np.float32)
+        for buffer, array in zip(data_buffers + noise_buffers, xs + zs):
+            buffer[...] = cp.asarray(array)
+        expected = eager.iteration(on_gpu(cp, xs), on_gpu(cp, zs))
+        stats = graphed.iteration(data_buffers, noise_buffers)
+        np.testing.assert_allclose(stats["d_loss"].get(), expected["d_loss"].get(), rtol=1e-6)
+
+
+# --- fallback when capture is refused ----------------------------------------------------------------
+
+
+def test_fallback_to_eager_with_one_warning_when_capture_fails(cp, monkeypatch):
+    from minigan.fast import graph
+
+    def refuse(step, stream):
+        raise RuntimeError("capture refused for this test")
+
+    monkeypatch.setattr(graph, "capture", refuse)
+    eager, graphed = twin_trainers()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert_same_training(cp, eager, graphed, iterations=5)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "capture refused for this test" in messages[0]
+    assert graphed.runner.failed and graphed.runner.graph is None
+
+
+def test_fallback_when_cupy_refuses_a_library_call_during_capture(cp):
+    """cupy.matmul raises NotImplementedError while capturing: the real failure, not a mock.
+    The stream must come out of capture usable, and the step must still happen."""
+    eager, graphed = twin_trainers()
+
+    def cupy_matmul(a, b, out, trans_a=False, trans_b=False, allow_tf32=True):
+        cp.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out)
+
+    graphed.linalg.matmul = cupy_matmul
+    with pytest.warns(RuntimeWarning, match="running the step eagerly"):
+        assert_same_training(cp, eager, graphed, iterations=4, rtol=1e-5)
+    assert graphed.runner.failed
+    assert not graphed.stream.is_capturing()
+
+
+def test_tf32_trainer_runs_close_to_float32(cp):
+    fp32, tf32 = twin_trainers(use_graph=True, tf32=True)
+    rng = np.random.default_rng(5)
+    xs, zs = batches(rng, 128, 1, np.float32)
+    a, b = fp32.iteration(on_gpu(cp, xs), on_gpu(cp, zs)), tf32.iteration(on_gpu(cp, xs), on_gpu(cp, zs))
+    np.testing.assert_allclose(b["d_loss"].get(), a["d_loss"].get(), rtol=1e-2)
+    np.testing.assert_allclose(b["d_real"].get(), a["d_real"].get(), rtol=5e-2, atol=5e-3)
+
+
+def test_copy_to_modules_on_cuda(cp):
+    _, trainer = twin_trainers()
+    G = trainer.G.module
+    before = [p.data.copy() for p in G.parameters()]
+    xs, zs = batches(np.random.default_rng(6), 16, 1, np.float32)
+    trainer.iteration(on_gpu(cp, xs), on_gpu(cp, zs))
+    trainer.copy_to_modules()
+    for p, b, view in zip(G.parameters(), before, trainer.G.param_views):
+        assert not bool(cp.array_equal(p.data, b))
+        assert bool(cp.array_equal(p.data, view))

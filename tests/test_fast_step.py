@@ -1,0 +1,385 @@
+"""FusedTrainer on the CPU: the same training as gan.train_iteration with optim.Adam.
+
+Both start from the same weights and see the same data and noise batches; after a few iterations
+their parameters, gradients and statistics must agree: to rounding in float64. In float32 the
+gradients agree to rounding too, but Adam divides each gradient by sqrt(v) + ε, so an element
+whose gradient is as small as ε ≈ 1e-8 moves by an amount that rounding decides; those few
+elements differ by up to a fraction of lr in either implementation
+(test_float32_is_as_accurate_as_the_autograd_path measures both against float64).
+"""
+
+import copy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minigan import Tensor, backend, gan, nn, optim
+from minigan.fast import FusedTrainer, kernels
+
+REFERENCE = gan.CONFIGS["reference"]
+LR, BETAS = 2e-4, (0.5, 0.999)
+
+
+def players(dtype, seed=0):
+    """Two identical copies of the reference G and D."""
+    copies = []
+    for _ in range(2):
+        backend.manual_seed(seed)
+        copies.append((gan.build_generator(REFERENCE, dtype=dtype), gan.build_discriminator(REFERENCE, dtype=dtype)))
+    return copies
+
+
+def batches(rng, m, k, dtype, x_features=784, z_features=100):
+    xs = [np.tanh(rng.standard_normal((m, x_features))).astype(dtype) for _ in range(k)]
+    zs = [rng.standard_normal((m, z_features)).astype(dtype) for _ in range(k + 1)]
+    return xs, zs
+
+
+def autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss_kind):
+    """gan.train_iteration fed with exactly these batches, in the order Algorithm 1 draws them."""
+    data, noise = iter(xs), iter(zs)
+    return gan.train_iteration(G, D, opt_G, opt_D, lambda: Tensor(next(data)), lambda: Tensor(next(noise)),
+                               k, loss_kind)
+
+
+def assert_params_match(reference_modules, fused_modules, dtype):
+    for reference, fused in zip(reference_modules, fused_modules):
+        for (name, p), q in zip(reference.named_parameters(), fused.parameters()):
+            if dtype == np.float64:
+                np.testing.assert_allclose(q.data, p.data, rtol=1e-10, atol=1e-13, err_msg=name)
+            else:
+                np.testing.assert_allclose(q.data, p.data, rtol=1e-5, atol=2e-2 * LR, err_msg=name)
+
+
+def assert_grads_match(reference_module, flat_grad_views, dtype):
+    for (name, p), g in zip(reference_module.named_parameters(), flat_grad_views):
+        scale = np.max(np.abs(p.grad))
+        rtol = 1e-10 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(g, p.grad, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+def assert_stats_match(stats, expected, dtype):
+    assert set(stats) == set(expected) == {"d_loss", "d_real", "d_fake", "g_loss"}
+    for key in expected:
+        assert stats[key].shape == np.shape(expected[key]) and stats[key].dtype == dtype, key
+        rtol = 1e-10 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(stats[key], expected[key], rtol=rtol, atol=rtol, err_msg=key)
+
+
+# --- parity with Algorithm 1 on the autograd path ---------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("loss_kind", ["nonsaturating", "minimax"])
+def test_fused_step_trains_exactly_like_train_iteration(dtype, k, loss_kind):
+    (G, D), (G2, D2) = players(dtype)
+    opt_G, opt_D = optim.Adam(G.parameters(), lr=LR, betas=BETAS), optim.Adam(D.parameters(), lr=LR, betas=BETAS)
+    trainer = FusedTrainer(G2, D2, k=k, loss_kind=loss_kind, lr=LR, betas=BETAS)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        xs, zs = batches(rng, 16, k, dtype)
+        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss_kind)
+        stats = trainer.iteration(xs, zs)
+        assert_stats_match(stats, expected, dtype)
+        # D's gradients are those of its last step; G's of the G step (D is frozen there).
+        assert_grads_match(D, trainer.D.grad_views, dtype)
+        assert_grads_match(G, trainer.G.grad_views, dtype)
+    assert (trainer.D.adam_scalars[kernels.STEP], trainer.G.adam_scalars[kernels.STEP]) == (3 * k, 3)
+    trainer.copy_to_modules()
+    assert_params_match((G, D), (G2, D2), dtype)
+
+
+def test_float32_is_as_accurate_as_the_autograd_path():
+    """Both float32 paths against float64 autograd: the fused one is no further off (in RMS)."""
+    def train(dtype, fused):
+        backend.manual_seed(0)
+        G, D = gan.build_generator(REFERENCE, dtype=np.float64), gan.build_discriminator(REFERENCE, dtype=np.float64)
+        for p in G.parameters() + D.parameters():
+            p.data = p.data.astype(dtype)
+        trainer = FusedTrainer(G, D) if fused else None
+        opt_G, opt_D = gan.build_optimizers(REFERENCE, G, D)
+        rng = np.random.default_rng(1)
+        for _ in range(3):
+            xs, zs = batches(rng, 16, 1, dtype)
+            trainer.iteration(xs, zs) if fused else autograd_iteration(G, D, opt_G, opt_D, xs, zs, 1, "nonsaturating")
+        if fused:
+            trainer.copy_to_modules()
+        return np.concatenate([p.data.ravel().astype(np.float64) for p in G.parameters() + D.parameters()])
+
+    truth = train(np.float64, False)
+    rms = lambda a: np.sqrt(np.mean((a - truth) ** 2))
+    autograd_error, fused_error = rms(train(np.float32, False)), rms(train(np.float32, True))
+    assert 0 < fused_error < 2 * autograd_error
+
+
+@st.composite
+def small_mlps(draw):
+    """A G and D of random widths, in the shapes FusedTrainer accepts: Linear layers each followed
+    by LeakyReLU (any slope in (0, 1)), Tanh or nothing, D ending in a single logit."""
+    def mlp(widths, final):
+        layers = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(nn.Linear(a, b, dtype=np.float64))
+            last = i == len(widths) - 2
+            activation = final if last else draw(st.sampled_from(["leaky_relu", "tanh", None]))
+            if activation == "leaky_relu":
+                layers.append(nn.LeakyReLU(draw(st.sampled_from([0.2, 0.01, 0.7]))))
+            elif activation == "tanh":
+                layers.append(nn.Tanh())
+        return nn.Sequential(*layers)
+
+    widths = st.lists(st.integers(1, 7), min_size=0, max_size=3)
+    noise, data = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    G = mlp([noise] + draw(widths) + [data], draw(st.sampled_from(["tanh", "leaky_relu", None])))
+    D = mlp([data] + draw(widths) + [1], None)
+    return G, D, noise, data
+
+
+@given(mlps=small_mlps(), m=st.integers(1, 6), k=st.integers(1, 2),
+       loss_kind=st.sampled_from(["nonsaturating", "minimax"]))
+def test_any_supported_mlp_trains_like_train_iteration(mlps, m, k, loss_kind):
+    G, D, noise, data = mlps
+    G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
+    opt_G, opt_D = optim.Adam(G.parameters(), lr=0.01, betas=BETAS), optim.Adam(D.parameters(), lr=0.01, betas=BETAS)
+    trainer = FusedTrainer(G2, D2, k=k, loss_kind=loss_kind, lr=0.01, betas=BETAS)
+    rng = np.random.default_rng(m)
+    for _ in range(2):
+        xs, zs = batches(rng, m, k, np.float64, data, noise)
+        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss_kind)
+        assert_stats_match(trainer.iteration(xs, zs), expected, np.float64)
+    trainer.copy_to_modules()
+    assert_params_match((G, D), (G2, D2), np.float64)
+
+
+def test_batch_size_may_change_between_iterations():
+    (G, D), (G2, D2) = players(np.float64)
+    opt_G, opt_D = gan.build_optimizers(REFERENCE, G, D)
+    trainer = FusedTrainer(G2, D2)
+    rng = np.random.default_rng(2)
+    for m in (8, 3, 8):
+        xs, zs = batches(rng, m, 1, np.float64)
+        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, 1, "nonsaturating")
+        assert_stats_match(trainer.iteration(xs, zs), expected, np.float64)
+    trainer.copy_to_modules()
+    assert_params_match((G, D), (G2, D2), np.float64)
+
+
+# --- the buffers -----------------------------------------------------------------------------------
+
+
+def test_every_gradient_is_written_so_no_zero_grad_is_needed():
+    """Poison both flat gradient buffers: if any slice were accumulated or skipped, NaN would
+    reach Adam and the parameters."""
+    (G, D), _ = players(np.float32)
+    trainer = FusedTrainer(G, D, k=2)
+    xs, zs = batches(np.random.default_rng(3), 8, 2, np.float32)
+    for player in (trainer.G, trainer.D):
+        player.grads[...] = np.nan
+    trainer.iteration(xs, zs)
+    for player in (trainer.G, trainer.D):
+        assert np.isfinite(player.grads).all() and np.isfinite(player.params).all()
+
+
+def test_parameters_are_views_into_one_flat_buffer_per_player():
+    (G, D), _ = players(np.float32)
+    trainer = FusedTrainer(G, D)
+    for player, module in ((trainer.G, G), (trainer.D, D)):
+        assert player.params.ndim == 1 and player.params.size == sum(p.size for p in module.parameters())
+        for view, grad_view, p in zip(player.param_views, player.grad_views, module.parameters()):
+            assert np.shares_memory(view, player.params) and np.shares_memory(grad_view, player.grads)
+            np.testing.assert_array_equal(view, p.data)
+
+
+def test_modules_are_copied_in_and_written_back_only_by_copy_to_modules():
+    (G, D), _ = players(np.float32)
+    arrays = [p.data for p in G.parameters() + D.parameters()]
+    before = [a.copy() for a in arrays]
+    trainer = FusedTrainer(G, D)
+    trainer.iteration(*batches(np.random.default_rng(4), 8, 1, np.float32))
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, before))
+    trainer.copy_to_modules()
+    after = [p.data for p in G.parameters() + D.parameters()]
+    assert all(a is b for a, b in zip(after, arrays))  # written in place
+    assert not any(np.array_equal(a, b) for a, b in zip(after, before))
+
+
+def test_returned_statistics_are_not_overwritten_by_the_next_iteration():
+    (G, D), _ = players(np.float32)
+    trainer = FusedTrainer(G, D)
+    rng = np.random.default_rng(5)
+    first = trainer.iteration(*batches(rng, 8, 1, np.float32))
+    kept = {key: value.copy() for key, value in first.items()}
+    trainer.iteration(*batches(rng, 8, 1, np.float32))
+    for key in kept:
+        np.testing.assert_array_equal(first[key], kept[key])
+
+
+def test_input_buffers_can_be_filled_in_place():
+    (G, D), (G2, D2) = players(np.float32)
+    a, b = FusedTrainer(G, D, k=2), FusedTrainer(G2, D2, k=2)
+    xs, zs = batches(np.random.default_rng(6), 8, 2, np.float32)
+    data_buffers, _ = b.input_buffers(8)
+    for buffer, x in zip(data_buffers, xs):
+        buffer[...] = x
+    stats_a, stats_b = a.iteration(xs, zs), b.iteration(data_buffers, zs)
+    np.testing.assert_array_equal(stats_a["d_real"], stats_b["d_real"])
+    np.testing.assert_array_equal(a.G.params, b.G.params)
+
+
+# --- errors a person can act on -------------------------------------------------------------------
+
+
+def test_unsupported_players_and_arguments_are_refused_clearly():
+    paper = gan.CONFIGS["paper"]
+    (G, D), _ = players(np.float32)
+    with pytest.raises(ValueError, match=r"D\[0\] is Dropout"):
+        FusedTrainer(G, gan.build_discriminator(paper))
+    with pytest.raises(ValueError, match="G\\[1\\] is <minigan.nn.ReLU"):
+        FusedTrainer(gan.build_generator(paper), D)
+    with pytest.raises(ValueError, match="must end in Linear"):
+        FusedTrainer(G, nn.Sequential(nn.Linear(784, 1), nn.Tanh()))
+    with pytest.raises(ValueError, match="G makes 784 features, D reads 5"):
+        FusedTrainer(G, nn.Sequential(nn.Linear(5, 1)))
+    with pytest.raises(ValueError, match="unknown loss_kind 'wasserstein'"):
+        FusedTrainer(G, D, loss_kind="wasserstein")
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        FusedTrainer(G, D, k=0)
+    (G64, _), _ = players(np.float64)
+    with pytest.raises(TypeError, match="G is float64 on cpu, D is float32 on cpu"):
+        FusedTrainer(G64, D)
+
+
+def test_wrong_batches_are_refused_clearly():
+    (G, D), _ = players(np.float32)
+    trainer = FusedTrainer(G, D, k=1)
+    xs, zs = batches(np.random.default_rng(7), 4, 1, np.float32)
+    with pytest.raises(ValueError, match="needs 1 data batches and 2 noise batches, got 1 and 1"):
+        trainer.iteration(xs, zs[:1])
+    with pytest.raises(ValueError, match=r"every data batch must have shape \(4, 784\), got \(3, 784\)"):
+        trainer.iteration([xs[0][:3]], zs)
+    with pytest.raises(TypeError, match="noise batch has dtype float64"):
+        trainer.iteration(xs, [z.astype(np.float64) for z in zs])
+
+
+# --- the fast path stays apart ----------------------------------------------------------------------
+
+
+def run_python(code):
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_cpu_iteration_imports_no_cupy():
+    code = """
+import sys
+import numpy as np
+from minigan import gan
+from minigan.fast import FusedTrainer
+config = gan.CONFIGS["reference"]
+trainer = FusedTrainer(gan.build_generator(config), gan.build_discriminator(config))
+trainer.iteration([np.zeros((4, 784), np.float32)], [np.zeros((4, 100), np.float32)] * 2)
+trainer.copy_to_modules()
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx", "cupy_backends")
+             or m in ("minigan.fast.cublas", "minigan.fast.graph")))
+"""
+    assert run_python(code) == "[]"
+
+
+def test_the_autograd_path_does_not_import_the_fast_path():
+    code = """
+import sys
+import minigan
+from minigan import gan, nn, optim, tensor, backend
+print([m for m in sys.modules if m.startswith("minigan.fast")])
+"""
+    assert run_python(code) == "[]"
+
+
+# --- graph.StepGraph's bookkeeping, with a stand-in for a CUDA stream ---------------------------------
+# What a CUDA graph does is checked on a GPU (tests/test_fast_cuda.py); when StepGraph warms up,
+# captures, replays, recaptures and falls back is plain Python, checked here.
+
+
+class RecordingStream:
+    """Kernels launched while capturing are recorded into the graph instead of running."""
+
+    def __init__(self):
+        self.capturing, self.recorded, self.captures = False, None, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin_capture(self):
+        assert not self.capturing
+        self.capturing, self.recorded = True, []
+        self.captures += 1
+
+    def end_capture(self):
+        assert self.capturing
+        self.capturing = False
+        return RecordedGraph(self.recorded)
+
+    def launch(self, kernel):
+        self.recorded.append(kernel) if self.capturing else kernel()
+
+
+class RecordedGraph:
+    def __init__(self, kernels_):
+        self.kernels = kernels_
+
+    def launch(self, stream):
+        for kernel in self.kernels:
+            kernel()
+
+
+def counting_step(stream, counter, refuse_capture=False):
+    def step():
+        if refuse_capture and stream.capturing:
+            raise NotImplementedError("this library refuses stream capture")
+        stream.launch(lambda: counter.__setitem__("runs", counter["runs"] + 1))
+    return step
+
+
+def test_step_graph_warms_up_eagerly_then_captures_once_and_replays():
+    from minigan.fast import graph
+
+    stream, counter = RecordingStream(), {"runs": 0}
+    runner = graph.StepGraph(stream)
+    for i in range(1, 6):
+        runner.run(counting_step(stream, counter), key=64)
+        assert counter["runs"] == i  # every call ran the step exactly once, captured or not
+    assert stream.captures == 1 and runner.graph is not None and not stream.capturing
+    runner.run(counting_step(stream, counter), key=32)  # new batch size: eager again, then recapture
+    runner.run(counting_step(stream, counter), key=32)
+    assert counter["runs"] == 7 and stream.captures == 2
+
+
+def test_step_graph_falls_back_to_eager_with_one_warning():
+    from minigan.fast import graph
+
+    stream, counter = RecordingStream(), {"runs": 0}
+    runner = graph.StepGraph(stream)
+    with pytest.warns(RuntimeWarning, match="refuses stream capture") as caught:
+        for _ in range(5):
+            runner.run(counting_step(stream, counter, refuse_capture=True), key=64)
+    assert len(caught) == 1 and runner.failed and runner.graph is None
+    assert counter["runs"] == 5 and not stream.capturing  # the failed capture was ended
+
+
+def test_step_graph_disabled_runs_eagerly():
+    from minigan.fast import graph
+
+    stream, counter = RecordingStream(), {"runs": 0}
+    runner = graph.StepGraph(stream, enabled=False)
+    for _ in range(3):
+        runner.run(counting_step(stream, counter), key=64)
+    assert counter["runs"] == 3 and stream.captures == 0
