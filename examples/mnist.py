@@ -17,6 +17,7 @@ import argparse
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,11 @@ def parse_args(argv=None):
     p.add_argument("--out", help="output folder (default runs/mnist-CONFIG)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint.npz")
     p.add_argument("--max-steps", type=positive_int, help="stop after this many iterations (smoke runs)")
+    p.add_argument("--engine", choices=["auto", "autograd", "fused"], default="auto",
+                   help="autograd: the readable path; fused: hand-fused kernels (reference config), captured "
+                        "in one CUDA graph on a GPU; auto (default): fused on CUDA, autograd on the CPU")
+    p.add_argument("--no-graph", action="store_true", help="on CUDA, use the autograd path (same as --engine autograd)")
+    p.add_argument("--tf32", action="store_true", help="let the fused step's GEMMs use TF32 on CUDA (off by default)")
     p.add_argument("--log-every", type=positive_int, default=50,
                    help="iterations between progress updates; each one syncs the device once")
     args = p.parse_args(argv)
@@ -173,8 +179,40 @@ def main(argv=None) -> int:
     def sample_noise():
         return gan.sample_noise(config, m, rng, device=device)
 
+    # --- the engine: Algorithm 1 through the autograd graph, or the fused step (minigan/fast)
+    engine = "autograd" if args.no_graph else args.engine
+    if engine == "auto":
+        engine = "fused" if device != "cpu" and config.name == "reference" else "autograd"
+    trainer = None
+    if engine == "fused":
+        if config.name != "reference":
+            raise SystemExit("error: --engine fused supports the reference config only")
+        from minigan.fast import FusedTrainer
+
+        trainer = FusedTrainer(G, D, k=k, loss_kind=loss_kind, lr=opt_G.lr, betas=opt_G.betas, eps=opt_G.eps,
+                               tf32=args.tf32)
+        trainer.load_optimizer_states(opt_G, opt_D)
+
+    def iterate():
+        """One iteration of Algorithm 1 (gan.train_iteration), on the chosen engine."""
+        nonlocal trainer, engine
+        if trainer is None:
+            return gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss_kind)
+        x_batches, z_batches = [sample_data().data for _ in range(k)], [sample_noise().data for _ in range(k + 1)]
+        try:
+            return trainer.iteration(x_batches, z_batches)
+        except Exception as error:  # e.g. a kernel that does not compile on this GPU
+            if step > 0:
+                raise
+            # Nothing has been written back into G, D or the optimizers yet: carry on without it.
+            warnings.warn(f"the fused step failed ({type(error).__name__}: {error}); using the autograd path")
+            trainer, engine = None, "autograd"
+            x_iter, z_iter = iter(x_batches), iter(z_batches)
+            return gan.train_iteration(G, D, opt_G, opt_D, lambda: Tensor(next(x_iter)),
+                                       lambda: Tensor(next(z_iter)), k, loss_kind)
+
     print(f"minigan GAN, config {config.name}: {len(data)} images, m={m}, k={k}, {loss_kind} G loss, "
-          f"{iterations_per_epoch} iterations/epoch, device {device}")
+          f"{iterations_per_epoch} iterations/epoch, device {device}, {engine} engine")
     written, epoch_times = [], []
     with Interrupt() as interrupt:
         while epoch < epochs and not (args.max_steps and step >= args.max_steps) and not interrupt.requested:
@@ -185,7 +223,7 @@ def main(argv=None) -> int:
             with tqdm(total=iterations_per_epoch, initial=position, desc=f"epoch {epoch + 1}/{epochs}",
                       leave=False, dynamic_ncols=True) as bar:
                 while position < iterations_per_epoch:
-                    stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss_kind)
+                    stats = iterate()
                     if config.name == "paper":
                         gan.paper_schedule(opt_G, epoch + 1)
                         for _ in range(k):
@@ -203,6 +241,8 @@ def main(argv=None) -> int:
             if position == iterations_per_epoch:
                 epoch, position = epoch + 1, 0
                 epoch_times.append(time.perf_counter() - started)
+            if trainer is not None:  # bring the fused step's weights and Adam state home
+                trainer.copy_to_modules(opt_G, opt_D)
             with no_grad():
                 G.eval()
                 samples = G(fixed_noise).numpy()

@@ -383,3 +383,36 @@ def test_step_graph_disabled_runs_eagerly():
     for _ in range(3):
         runner.run(counting_step(stream, counter), key=64)
     assert counter["runs"] == 3 and stream.captures == 0
+
+
+# --- handing over between the fused and the autograd path (checkpoints, resume) ----------------------
+
+
+def test_optimizer_state_round_trips_between_the_fused_and_autograd_paths():
+    """Fused, then autograd on the stored Adam state, then fused again from it: the same
+    parameters as autograd all the way."""
+    rng = np.random.default_rng(5)
+    steps = [batches(rng, 16, 1, np.float64) for _ in range(4)]
+    (G, D), (G2, D2) = players(np.float64)
+    opt_G, opt_D = optim.Adam(G.parameters(), LR, BETAS), optim.Adam(D.parameters(), LR, BETAS)
+    for xs, zs in steps:
+        autograd_iteration(G, D, opt_G, opt_D, xs, zs, 1, "nonsaturating")
+
+    opt_G2, opt_D2 = optim.Adam(G2.parameters(), LR, BETAS), optim.Adam(D2.parameters(), LR, BETAS)
+    trainer = FusedTrainer(G2, D2, k=1, lr=LR, betas=BETAS)
+    trainer.iteration(*steps[0])
+    trainer.copy_to_modules(opt_G2, opt_D2)
+    assert opt_G2.steps == opt_D2.steps == 1
+    autograd_iteration(G2, D2, opt_G2, opt_D2, *steps[1], 1, "nonsaturating")
+    trainer = FusedTrainer(G2, D2, k=1, lr=LR, betas=BETAS)
+    trainer.load_optimizer_states(opt_G2, opt_D2)
+    for xs, zs in steps[2:]:
+        trainer.iteration(xs, zs)
+    trainer.copy_to_modules(opt_G2, opt_D2)
+
+    assert_params_match((G, D), (G2, D2), np.float64)
+    assert opt_G2.steps == opt_G.steps == 4
+    for ours, theirs in zip((opt_G2, opt_D2), (opt_G, opt_D)):
+        for name in ("exp_avg", "exp_avg_sq"):
+            for a, b in zip(ours.state[name], theirs.state[name]):
+                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-18)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend, nn
+from .. import backend, nn, optim
 from ..tensor import Tensor
 from . import kernels
 
@@ -93,8 +93,8 @@ class _FlatPlayer:
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         self.params = xp.empty(int(offsets[-1]), dtype=self.dtype)
         self.grads = xp.zeros_like(self.params)
-        self.param_views = [self.params[a:b].reshape(s) for a, b, s in zip(offsets[:-1], offsets[1:], shapes)]
-        self.grad_views = [self.grads[a:b].reshape(s) for a, b, s in zip(offsets[:-1], offsets[1:], shapes)]
+        self.slices = [(int(a), int(b), shape) for a, b, shape in zip(offsets[:-1], offsets[1:], shapes)]
+        self.param_views, self.grad_views = self.views(self.params), self.views(self.grads)
         for view, p in zip(self.param_views, params):
             view[...] = p.data
         self.weights, self.biases = self.param_views[0::2], self.param_views[1::2]
@@ -159,6 +159,24 @@ class _FlatPlayer:
         for view, p in zip(self.param_views, self.module.parameters()):
             p.data[...] = view
             p.grad = None
+
+    def views(self, flat):
+        """Each parameter's slice of a flat buffer, shaped like the parameter."""
+        return [flat[a:b].reshape(shape) for a, b, shape in self.slices]
+
+    def load_adam(self, opt: optim.Adam) -> None:
+        """Continue from an optim.Adam over this player's parameters: moments, step count, settings."""
+        self.adam_scalars[...] = kernels.adam_scalars(self.xp, opt.lr, opt.betas, opt.eps)
+        self.adam_scalars[kernels.STEP] = opt.steps
+        for name, flat in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
+            for view, value in zip(self.views(flat), opt.state[name]):
+                view[...] = 0 if value is None else value
+
+    def store_adam(self, opt: optim.Adam) -> None:
+        """Write the fused Adam state into an optim.Adam, so that it can be checkpointed."""
+        opt.steps = int(self.adam_scalars[kernels.STEP])
+        for name, flat in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
+            opt.state[name] = [view.copy() for view in self.views(flat)]
 
 
 class _NumpyLinearAlgebra:
@@ -399,15 +417,25 @@ class FusedTrainer:
             caller.wait_event(self._step_done)
             return ws.stats.copy()  # on the caller's stream, so the caller owns this memory
 
-    def copy_to_modules(self) -> None:
-        """Write the trained parameters back into G's and D's parameter arrays (in place)."""
+    def load_optimizer_states(self, opt_G: optim.Adam, opt_D: optim.Adam) -> None:
+        """Continue from the players' optim.Adam optimizers (say, restored from a checkpoint)."""
+        self.G.load_adam(opt_G)
+        self.D.load_adam(opt_D)
+
+    def copy_to_modules(self, opt_G: optim.Adam | None = None, opt_D: optim.Adam | None = None) -> None:
+        """Write the trained parameters back into G's and D's parameter arrays (in place), and the
+        Adam state into `opt_G` and `opt_D` when given, so that the modules and optimizers can be
+        checkpointed or trained on by the autograd path."""
+        def copy():
+            for player, opt in ((self.G, opt_G), (self.D, opt_D)):
+                player.copy_to_module()
+                if opt is not None:
+                    player.store_adam(opt)
+
         if not self.on_gpu:
-            self.G.copy_to_module()
-            self.D.copy_to_module()
-            return
+            return copy()
         import cupy
 
         with cupy.cuda.Device(self._device_id):
             cupy.cuda.get_current_stream().wait_event(self.stream.record())
-            self.G.copy_to_module()
-            self.D.copy_to_module()
+            copy()
