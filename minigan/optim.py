@@ -114,7 +114,7 @@ class Adam(Optimizer):
 
     def _update(self, i, p):
         beta1, beta2 = self.betas
-        g = p.grad
+        xp, g = backend.array_module(p.data), p.grad
         m = self._buffer("exp_avg", i, p)
         v = self._buffer("exp_avg_sq", i, p)
         m *= beta1
@@ -122,6 +122,11 @@ class Adam(Optimizer):
         v *= beta2
         v += (1 - beta2) * (g * g)
         step_size = self.lr / (1 - beta1 ** self.steps)
-        # math.sqrt keeps this a Python float: a NumPy float64 here would promote float32 data.
-        denom = backend.array_module(v).sqrt(v) / math.sqrt(1 - beta2 ** self.steps) + self.eps
-        p.data -= step_size * (m / denom)
+        # In place from here: one temporary instead of four. math.sqrt keeps the bias correction
+        # a Python float (a NumPy float64 would promote float32 data).
+        update = xp.sqrt(v)
+        update /= math.sqrt(1 - beta2 ** self.steps)
+        update += self.eps
+        xp.divide(m, update, out=update)
+        update *= step_size
+        p.data -= update

@@ -277,11 +277,22 @@ class Tensor:
         return _result(self.data * positive, (self,), "relu", lambda g: (g * positive,))
 
     def leaky_relu(self, slope=0.01):
-        xp = backend.array_module(self.data)
+        xp, x = backend.array_module(self.data), self.data
         slope = float(slope)  # a NumPy float64 slope would promote float32 data
-        positive = self.data > 0
-        y = xp.where(positive, self.data, self.data * slope)
-        return _result(y, (self,), "leaky_relu", lambda g: (xp.where(positive, g, g * slope),))
+        if not 0 <= slope <= 1:
+            raise ValueError(f"leaky_relu: slope must lie in [0, 1], got {slope}")
+        # max(x, slope·x) equals where(x > 0, x, slope·x) for such slopes, bit for bit; where()
+        # mispredicts a branch on every random sign and is ~10x slower on large arrays.
+        y = x * slope
+        xp.maximum(x, y, out=y)
+
+        def backward(g):
+            derivative = (x > 0).astype(g.dtype)  # 1 where x > 0, else 0 ...
+            derivative *= 1 - slope
+            derivative += slope  # ... then 1 where x > 0, else slope
+            return (g * derivative,)
+
+        return _result(y, (self,), "leaky_relu", backward)
 
     # --- shape -------------------------------------------------------------------------------
     def reshape(self, *shape):
