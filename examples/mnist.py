@@ -227,7 +227,7 @@ def main(argv=None) -> int:
                     if config.name == "paper":
                         gan.paper_schedule(opt_G, epoch + 1)
                         for _ in range(k):
-                            gan.paper_schedule(opt_D, epoch + 1)
+                            gan.paper_schedule(opt_D, epoch + 1, scale=gan.PAPER_D_SCALE)
                     accumulate(stats)
                     step += 1
                     position += 1

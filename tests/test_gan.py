@@ -178,6 +178,24 @@ def test_paper_config_matches_the_authors_setup():
     assert D(G(z[:7])).shape == (7, 1)
 
 
+def test_paper_optimizers_halve_d_rate_as_the_authors_halve_its_objective():
+    config = gan.CONFIGS["paper"]
+    G, D = gan.build_generator(config), gan.build_discriminator(config)
+    opt_G, opt_D = gan.build_optimizers(config, G, D)
+    assert isinstance(opt_D, optim.SGD) and (opt_G.lr, opt_D.lr) == (0.1, 0.05)
+    assert opt_G.momentum == opt_D.momentum == 0.5
+    # SGD with momentum on loss/2 at lr moves exactly as on loss at lr/2.
+    x = Tensor(np.linspace(-1, 1, 6), requires_grad=True, dtype=np.float64)
+    y = Tensor(x.data.copy(), requires_grad=True)
+    halved, full = optim.SGD([x], lr=0.1, momentum=0.5), optim.SGD([y], lr=0.05, momentum=0.5)
+    for _ in range(3):
+        for t, opt, scale in ((x, halved, 0.5), (y, full, 1.0)):
+            opt.zero_grad()
+            ((t * t).sum() * scale).backward()
+            opt.step()
+    np.testing.assert_allclose(x.data, y.data, rtol=1e-15)
+
+
 def test_paper_schedule_decays_lr_and_ramps_momentum():
     opt = optim.SGD([Tensor(np.zeros(2), requires_grad=True)], lr=0.1, momentum=0.5)
     gan.paper_schedule(opt, epoch=1)
@@ -189,3 +207,6 @@ def test_paper_schedule_decays_lr_and_ramps_momentum():
     opt.lr = 1.0000001e-6
     gan.paper_schedule(opt, epoch=400)
     assert opt.lr == 1e-6
+    opt.lr = 5.0000001e-7
+    gan.paper_schedule(opt, epoch=400, scale=0.5)
+    assert opt.lr == 5e-7
