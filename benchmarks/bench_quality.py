@@ -41,6 +41,7 @@ from minigan.data import load_mnist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch_reference  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CONFIG = gan.CONFIGS["reference"]
@@ -223,16 +224,6 @@ def tile(samples01, rows=6, columns=6):
     images = samples01[:rows * columns].reshape(rows, columns, 28, 28)
     return images.transpose(0, 2, 1, 3).reshape(rows * 28, columns * 28)
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # --- main ----------------------------------------------------------------------------------------

@@ -103,6 +103,7 @@ from minigan.atomic import atomic_write  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch_reference  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -444,16 +445,6 @@ def summarize(measured: list[tuple[float, float]]) -> dict:
 
 # --- the machine -------------------------------------------------------------------------------
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_description(device: str, thread_control: str) -> dict:

@@ -63,9 +63,7 @@ def parse_args(argv=None):
                    help="iterations between progress updates; each one syncs the device once")
     args = p.parse_args(argv)
     try:
-        args.device = backend.normalize_device(args.device)
-        if args.device != "cpu":
-            backend.import_cupy()
+        args.device = backend.usable_device(args.device)
     except backend.DeviceError as error:
         p.error(str(error))
     return args

@@ -51,6 +51,14 @@ def import_cupy():
     return cupy
 
 
+def usable_device(device) -> str:
+    """The normalized name of `device`, after checking that it can be used here (DeviceError if not)."""
+    name = normalize_device(device)
+    if name != "cpu":
+        import_cupy()
+    return name
+
+
 def cuda_available() -> bool:
     try:
         import_cupy()

@@ -58,9 +58,7 @@ def parse_args(argv=None):
     if args.samples < 2 or args.test_size < 2:
         p.error("--samples and --test-size must be at least 2 (a covariance needs two rows)")
     try:
-        args.device = backend.normalize_device(args.device)
-        if args.device != "cpu":
-            backend.import_cupy()
+        args.device = backend.usable_device(args.device)
     except backend.DeviceError as error:
         p.error(str(error))
     return args
