@@ -17,7 +17,6 @@ evaluation after the first uses the same classifier, and so the same FID scale.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from . import backend, nn, optim
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix, with_prefix
-from .data import load_mnist
+from .data import load_mnist, mnist_cache_dir
 from .tensor import Tensor, no_grad
 
 HIDDEN = (512, 256)
@@ -42,8 +41,8 @@ EVAL_BATCH_SIZE = 2000
 
 
 def default_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/minigan, else ~/.cache/minigan (the same root as the MNIST download)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minigan"
+    """$XDG_CACHE_HOME/minigan, else ~/.cache/minigan: the folder that holds the MNIST download."""
+    return mnist_cache_dir().parent
 
 
 # --- the loss ----------------------------------------------------------------------------------
