@@ -31,6 +31,8 @@ from minigan.plotting import save_image_grid, save_loss_curves
 
 DEFAULT_EPOCHS = {"reference": 30, "paper": 100}
 HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real", "d_fake")
+RESUME_KEYS = (*(f"meta.{key}" for key in ("config", "batch_size", "k", "loss", "seed", "step", "epoch", "position")),
+               "rng.trainer", "rng.cpu", "order", *(f"history.{key}" for key in HISTORY_KEYS))
 
 
 def positive_int(text):
@@ -92,6 +94,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     resumed = load_checkpoint(args.resume) if args.resume else None
     if resumed is not None:  # the run's settings come from the checkpoint it continues
+        missing = [key for key in RESUME_KEYS if key not in resumed]
+        if missing:
+            raise CheckpointError(f"checkpoint {args.resume} lacks {', '.join(missing)}: "
+                                  f"it was not written by examples/mnist.py")
+        if str(resumed["meta.config"]) not in gan.CONFIGS:
+            raise CheckpointError(f"checkpoint {args.resume} names an unknown config {str(resumed['meta.config'])!r}")
         args.config = str(resumed["meta.config"])
         args.batch_size, args.k = int(resumed["meta.batch_size"]), int(resumed["meta.k"])
         args.loss, args.seed = str(resumed["meta.loss"]), int(resumed["meta.seed"])

@@ -195,3 +195,20 @@ def test_fused_engine_refuses_the_paper_config(script, tiny_mnist, tmp_path):
     with pytest.raises(SystemExit, match="reference config only"):
         script.run(["--data-dir", str(tiny_mnist), "--config", "paper", "--batch-size", "24", "--engine", "fused",
                     "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda state: state.pop("meta.step"), "lacks meta.step: it was not written by examples/mnist.py"),
+    (lambda state: state.update({"meta.config": np.array("dcgan")}), "names an unknown config 'dcgan'"),
+])
+def test_checkpoint_with_missing_or_unknown_metadata_is_one_line(script, tiny_mnist, tmp_path, capsys, change, message):
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
+        state = {k: npz[k] for k in npz.files}
+    change(state)
+    np.savez(tmp_path / "odd.npz", **state)
+    capsys.readouterr()
+    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "odd.npz"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].endswith(message)
