@@ -185,7 +185,8 @@ def generator_step(G, D, opt_G, z: Tensor, loss_kind: str) -> dict:
 def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int, loss_kind: str) -> dict:
     """One training iteration of Algorithm 1.
 
-    `sample_data(m)` and `sample_noise_batch(m)` return minibatches; m is implied by them.
+    `sample_data()` and `sample_noise_batch()` take no arguments and return the next minibatch of
+    m data points or m noise vectors; m is whatever they return.
     Returns the last D step's and the G step's statistics as device arrays (no host sync).
     """
     # for k steps do
