@@ -31,7 +31,8 @@ from minigan.plotting import save_image_grid, save_loss_curves
 
 DEFAULT_EPOCHS = {"reference": 30, "paper": 100}
 HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real", "d_fake")
-RESUME_KEYS = (*(f"meta.{key}" for key in ("config", "batch_size", "k", "loss", "seed", "step", "epoch", "position")),
+RESUME_KEYS = (*(f"meta.{key}" for key in ("config", "batch_size", "k", "loss", "update", "seed", "step", "epoch",
+                                            "position")),
                "rng.trainer", "rng.cpu", "order", *(f"history.{key}" for key in HISTORY_KEYS))
 
 
@@ -51,6 +52,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=positive_int, help="m in Algorithm 1 (default: the config's)")
     p.add_argument("--k", type=positive_int, help="D steps per G step (default 1)")
     p.add_argument("--loss", choices=["nonsaturating", "minimax"], help="G's loss (default nonsaturating)")
+    p.add_argument("--update", choices=sorted(gan.UPDATES),
+                   help="alternating: Algorithm 1's box (default for reference); simultaneous: the authors' code, "
+                        "both players stepped from one pass of D (default for paper)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="folder with the MNIST files (else $MINIGAN_DATA, then ~/.cache/minigan/mnist)")
     p.add_argument("--out", help="output folder (default runs/mnist-CONFIG)")
@@ -90,6 +94,17 @@ class Interrupt:
         signal.signal(signal.SIGINT, self.previous)
 
 
+COLLAPSE_D_FAKE = 0.01  # mean D(G(z)) below this over a whole epoch: D rejects every fake
+
+
+def warn_if_collapsed(history, iterations_per_epoch, log_every, epoch):
+    """One warning line when D has won: G then gets almost no gradient, and its samples stop changing."""
+    records = history["d_fake"][-max(1, -(-iterations_per_epoch // log_every)):]
+    if records and float(np.mean(records)) < COLLAPSE_D_FAKE:
+        tqdm.write(f"warning: collapsed in epoch {epoch}: mean D(G(z)) {np.mean(records):.4f} < {COLLAPSE_D_FAKE} "
+                   f"(D rejects every sample, so G learns almost nothing)")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     resumed = load_checkpoint(args.resume) if args.resume else None
@@ -103,10 +118,14 @@ def main(argv=None) -> int:
         args.config = str(resumed["meta.config"])
         args.batch_size, args.k = int(resumed["meta.batch_size"]), int(resumed["meta.k"])
         args.loss, args.seed = str(resumed["meta.loss"]), int(resumed["meta.seed"])
+        args.update = str(resumed["meta.update"])
     config = gan.CONFIGS[args.config]
     m = args.batch_size or config.batch_size
     k = args.k or config.k
     loss_kind = args.loss or config.loss
+    update = args.update or config.update
+    if update == "simultaneous" and k != 1:
+        raise SystemExit(f"error: --update simultaneous takes one step of each player per minibatch; --k {k} needs alternating")
     epochs = args.epochs or DEFAULT_EPOCHS[config.name]
     out = Path(args.out or f"runs/mnist-{config.name}")
     device = args.device
@@ -150,6 +169,7 @@ def main(argv=None) -> int:
                   **with_prefix(opt_G.state_dict(), "opt_G."), **with_prefix(opt_D.state_dict(), "opt_D."),
                   **{f"history.{key}": np.asarray(values) for key, values in history.items()},
                   "meta.config": config.name, "meta.batch_size": m, "meta.k": k, "meta.loss": loss_kind,
+                  "meta.update": update,
                   "meta.seed": args.seed, "meta.step": step, "meta.epoch": epoch, "meta.position": position,
                   "rng.trainer": generator_state(rng), "rng.cpu": generator_state(backend.generator("cpu")),
                   "order": backend.to_numpy(order) if order is not None else np.zeros(0, np.int64)}
@@ -188,11 +208,11 @@ def main(argv=None) -> int:
     # --- the engine: Algorithm 1 through the autograd graph, or the fused step (minigan/fast)
     engine = "autograd" if args.no_graph else args.engine
     if engine == "auto":
-        engine = "fused" if device != "cpu" and config.name == "reference" else "autograd"
+        engine = "fused" if device != "cpu" and config.name == "reference" and update == "alternating" else "autograd"
     trainer = None
     if engine == "fused":
-        if config.name != "reference":
-            raise SystemExit("error: --engine fused supports the reference config only")
+        if config.name != "reference" or update != "alternating":
+            raise SystemExit("error: --engine fused supports the reference config with the alternating update only")
         from minigan.fast import FusedTrainer
 
         trainer = FusedTrainer(G, D, k=k, loss_kind=loss_kind, lr=opt_G.lr, betas=opt_G.betas, eps=opt_G.eps,
@@ -203,7 +223,7 @@ def main(argv=None) -> int:
         """One iteration of Algorithm 1 (gan.train_iteration), on the chosen engine."""
         nonlocal trainer, engine
         if trainer is None:
-            return gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss_kind)
+            return gan.UPDATES[update](G, D, opt_G, opt_D, sample_data, sample_noise, k, loss_kind)
         x_batches, z_batches = [sample_data().data for _ in range(k)], [sample_noise().data for _ in range(k + 1)]
         try:
             return trainer.iteration(x_batches, z_batches)
@@ -218,7 +238,7 @@ def main(argv=None) -> int:
                                        lambda: Tensor(next(z_iter)), k, loss_kind)
 
     print(f"minigan GAN, config {config.name}: {len(data)} images, m={m}, k={k}, {loss_kind} G loss, "
-          f"{iterations_per_epoch} iterations/epoch, device {device}, {engine} engine")
+          f"{update} update, {iterations_per_epoch} iterations/epoch, device {device}, {engine} engine")
     written, epoch_times = [], []
     with Interrupt() as interrupt:
         while epoch < epochs and not (args.max_steps and step >= args.max_steps) and not interrupt.requested:
@@ -247,6 +267,7 @@ def main(argv=None) -> int:
             if position == iterations_per_epoch:
                 epoch, position = epoch + 1, 0
                 epoch_times.append(time.perf_counter() - started)
+                warn_if_collapsed(history, iterations_per_epoch, args.log_every, epoch)
             if trainer is not None:  # bring the fused step's weights and Adam state home
                 trainer.copy_to_modules(opt_G, opt_D)
             with no_grad():

@@ -9,7 +9,8 @@ softplus: log σ(l) = −softplus(−l) and log(1 − σ(l)) = −softplus(l).
 Two configurations:
 - `reference`: the common torch MNIST GAN (LeakyReLU MLPs, Adam, z ~ N(0, I), data in [-1, 1]);
 - `paper`: the authors' MNIST setup (goodfeli/adversarial mnist.yaml): a ReLU generator with a
-  sigmoid output, a maxout discriminator with dropout, SGD with momentum, z ~ U(−√3, √3).
+  sigmoid output, a maxout discriminator with dropout, SGD with momentum, z ~ N(0, I), and the
+  authors' simultaneous update (`simultaneous_iteration`) rather than the box's alternation.
 """
 
 from __future__ import annotations
@@ -59,13 +60,15 @@ class Config:
     k: int
     loss: str
     train_images: int  # the first N training images; the rest are held out for validation
+    update: str = "alternating"  # "alternating": Algorithm 1's box; "simultaneous": the authors' code
 
 
 CONFIGS = {
     "reference": Config("reference", noise_dim=100, noise="normal", data_range=(-1.0, 1.0),
                         batch_size=128, k=1, loss="nonsaturating", train_images=60000),
-    "paper": Config("paper", noise_dim=100, noise="uniform", data_range=(0.0, 1.0),
-                    batch_size=100, k=1, loss="nonsaturating", train_images=50000),
+    # The authors' Generator draws z ~ N(0, I) by default and mnist.yaml does not override it.
+    "paper": Config("paper", noise_dim=100, noise="normal", data_range=(0.0, 1.0),
+                    batch_size=100, k=1, loss="nonsaturating", train_images=50000, update="simultaneous"),
 }
 
 
@@ -204,3 +207,45 @@ def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int,
     #   ∇_θg (1/m) Σ log(1 − D(G(z(i))))     (or −log D(G(z(i))), non-saturating)
     stats.update(generator_step(G, D, opt_G, z, loss_kind))
     return stats
+
+
+# --- the authors' update -----------------------------------------------------------------------
+
+
+def simultaneous_step(G, D, opt_G, opt_D, x: Tensor, z: Tensor, loss_kind: str) -> dict:
+    """One update of both players from the same point, as the authors' code does it.
+
+    goodfeli/adversarial (AdversaryCost2) runs D once on x and once on G(z) and takes both
+    gradients from those outputs: D's from eq. 2, G's from −log D(G(z)) through the *same* pass
+    of D (the same dropout masks), and pylearn2's SGD steps both players at once. Algorithm 1's box
+    instead steps D first and lets G answer the updated D with fresh noise (`train_iteration`).
+    """
+    fake = G(z)
+    # Cut the graph at G's output: backward from D's side stops here, and G's own backward
+    # starts here, so each player receives only its own objective's gradient.
+    fake_for_D = Tensor(fake.data, requires_grad=True)
+    logits = D(concatenate([x, fake_for_D]))
+    real_logits, fake_logits = logits[:len(x)], logits[len(x):]
+    d_loss = discriminator_loss(real_logits, fake_logits)
+    g_loss = generator_loss(fake_logits, loss_kind)
+    opt_D.zero_grad()
+    opt_G.zero_grad()
+    with frozen(D):  # G's gradient flows through D's pass (its masks too), leaving D's params alone
+        g_loss.backward(retain_graph=True)
+    fake.backward(fake_for_D.grad)
+    d_loss.backward()  # D's gradient from the same pass, at the same parameters
+    opt_D.step()
+    opt_G.step()
+    return {"d_loss": d_loss.data, "g_loss": g_loss.data, "d_real": real_logits.data, "d_fake": fake_logits.data}
+
+
+def simultaneous_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int, loss_kind: str) -> dict:
+    """`train_iteration`'s signature for the authors' update: one minibatch, one step of each player."""
+    if k != 1:
+        raise ValueError(f"the simultaneous update has no inner loop: k must be 1, got {k}")
+    z = sample_noise_batch()
+    x = sample_data()
+    return simultaneous_step(G, D, opt_G, opt_D, x, z, loss_kind)
+
+
+UPDATES = {"alternating": train_iteration, "simultaneous": simultaneous_iteration}

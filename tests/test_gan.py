@@ -173,8 +173,11 @@ def test_paper_config_matches_the_authors_setup():
     assert out_bias[0] == pytest.approx(math.log(1e-7 / (1 - 1e-7)), rel=1e-5)
     assert [type(layer).__name__ for layer in D] == ["Dropout", "Maxout", "Dropout", "Maxout", "Dropout", "Linear"]
     assert [layer.p for layer in D if isinstance(layer, nn.Dropout)] == [0.2, 0.5, 0.5]
+    # The authors' Generator draws N(0, I) (its default; mnist.yaml sets no other prior).
     z = gan.sample_noise(config, 2000, np.random.default_rng(0))
-    assert np.abs(z.data).max() <= math.sqrt(3) and z.data.var() == pytest.approx(1.0, abs=0.02)
+    assert z.data.mean() == pytest.approx(0.0, abs=0.01) and z.data.var() == pytest.approx(1.0, abs=0.02)
+    assert np.mean(np.abs(z.data) > math.sqrt(3)) == pytest.approx(0.0833, abs=0.005)  # tails a uniform prior lacks
+    assert config.update == "simultaneous" and gan.CONFIGS["reference"].update == "alternating"
     assert D(G(z[:7])).shape == (7, 1)
 
 
@@ -210,3 +213,83 @@ def test_paper_schedule_decays_lr_and_ramps_momentum():
     opt.lr = 5.0000001e-7
     gan.paper_schedule(opt, epoch=400, scale=0.5)
     assert opt.lr == 5e-7
+
+
+# --- the authors' simultaneous update ------------------------------------------------------------
+
+
+def players_with_dropout(seed, dtype=np.float64):
+    """Tiny G and a D with dropout, so that sharing D's masks between the two gradients matters."""
+    minigan.manual_seed(seed)
+    G = nn.Sequential(nn.Linear(3, 5, dtype=dtype), nn.ReLU(), nn.Linear(5, 4, dtype=dtype), nn.Sigmoid())
+    D = nn.Sequential(nn.Dropout(0.2), nn.Maxout(4, 3, pieces=2, dtype=dtype), nn.Dropout(0.5), nn.Linear(3, 1, dtype=dtype))
+    return G, D
+
+
+def test_simultaneous_step_equals_the_hand_computed_authors_step():
+    x, z = batch((6, 4), 1), batch((6, 3), 2)
+    G, D = players_with_dropout(0)
+    opt_G, opt_D = optim.SGD(G.parameters(), lr=0.1, momentum=0.5), optim.SGD(D.parameters(), lr=0.05, momentum=0.5)
+    minigan.manual_seed(7)  # the dropout masks of the step
+    gan.simultaneous_step(G, D, opt_G, opt_D, x, z, "nonsaturating")
+
+    # By hand: one pass of D over [x; G(z)] with the same masks; D's gradient of eq. 2's loss with G's
+    # output held constant, and G's gradient of −log D(G(z)) through that same pass, D's params held.
+    G2, D2 = players_with_dropout(0)
+    before_G, before_D = [p.data.copy() for p in G2.parameters()], [p.data.copy() for p in D2.parameters()]
+    minigan.manual_seed(7)
+    logits = D2(minigan.concatenate([x, G2(z)]))
+    real, fake = logits[:6], logits[6:]
+    d_grads = [g for g in _grads(gan.discriminator_loss(real, fake), D2.parameters())]
+    g_grads = [g for g in _grads(gan.generator_loss(fake, "nonsaturating"), G2.parameters())]
+    for p, p0, g in zip(D.parameters(), before_D, d_grads):
+        np.testing.assert_allclose(p.data, p0 - 0.05 * g, rtol=1e-12, atol=1e-15)
+    for p, p0, g in zip(G.parameters(), before_G, g_grads):
+        np.testing.assert_allclose(p.data, p0 - 0.1 * g, rtol=1e-12, atol=1e-15)
+
+
+def _grads(loss, params):
+    """d loss / d params, each alone (other leaves' .grad are cleared first and afterwards)."""
+    for p in params:
+        p.grad = None
+    loss.backward(retain_graph=True)
+    grads = [p.grad.copy() for p in params]
+    for p in params:
+        p.grad = None
+    return grads
+
+
+def test_simultaneous_step_moves_both_players_from_the_same_point():
+    """G's step answers D as it was before D's step, unlike Algorithm 1's box, where G answers the updated D."""
+    x, z = batch((6, 4), 3), batch((6, 3), 4)
+    results = {}
+    for update in ("simultaneous", "alternating"):
+        minigan.manual_seed(0)
+        G, D = tiny_players()
+        G0 = [p.data.copy() for p in G.parameters()]
+        opt_G, opt_D = optim.SGD(G.parameters(), lr=0.5), optim.SGD(D.parameters(), lr=0.5)
+        if update == "simultaneous":
+            gan.simultaneous_step(G, D, opt_G, opt_D, x, z, "nonsaturating")
+        else:
+            gan.discriminator_step(G, D, opt_D, x, z)
+            gan.generator_step(G, D, opt_G, z, "nonsaturating")
+        results[update] = [p.data - p0 for p, p0 in zip(G.parameters(), G0)]
+    # The expected G move: the gradient against the *initial* D.
+    minigan.manual_seed(0)
+    G, D = tiny_players()
+    expected = [-0.5 * g for g in _grads(gan.generator_loss(D(G(z)), "nonsaturating"), G.parameters())]
+    for got, want in zip(results["simultaneous"], expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert not all(np.allclose(a, b) for a, b in zip(results["alternating"], expected))
+
+
+def test_simultaneous_iteration_draws_one_minibatch_and_refuses_k_above_1():
+    G, D = tiny_players()
+    opt_G, opt_D = optim.SGD(G.parameters(), lr=0.1), optim.SGD(D.parameters(), lr=0.1)
+    draws = []
+    sample_x = lambda: draws.append("x") or batch((5, 4), len(draws))
+    sample_z = lambda: draws.append("z") or batch((5, 3), len(draws))
+    stats = gan.simultaneous_iteration(G, D, opt_G, opt_D, sample_x, sample_z, 1, "nonsaturating")
+    assert sorted(draws) == ["x", "z"] and stats["d_real"].shape == stats["d_fake"].shape == (5, 1)
+    with pytest.raises(ValueError, match="k must be 1, got 2"):
+        gan.simultaneous_iteration(G, D, opt_G, opt_D, sample_x, sample_z, 2, "nonsaturating")

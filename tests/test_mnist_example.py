@@ -99,10 +99,10 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(script, tiny_mnist, tmp_pa
             os.kill(os.getpid(), signal.SIGINT)
         return real_iteration(*args, **kwargs)
 
-    monkeypatch.setattr(gan, "train_iteration", interrupted_iteration)
+    monkeypatch.setitem(gan.UPDATES, "alternating", interrupted_iteration)
     assert script.run([*base, "--out", str(tmp_path / "split")]) == 130
     assert "interrupted at step 8" in capsys.readouterr().out
-    monkeypatch.setattr(gan, "train_iteration", real_iteration)
+    monkeypatch.setitem(gan.UPDATES, "alternating", real_iteration)
     assert script.run([*base, "--out", str(tmp_path / "split"), "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
     assert_same_state(params(tmp_path / "straight" / "checkpoint.npz"), params(tmp_path / "split" / "checkpoint.npz"))
 
@@ -192,7 +192,7 @@ def test_fused_engine_trains_like_autograd_and_resumes_exactly(script, tiny_mnis
 
 
 def test_fused_engine_refuses_the_paper_config(script, tiny_mnist, tmp_path):
-    with pytest.raises(SystemExit, match="reference config only"):
+    with pytest.raises(SystemExit, match="reference config with the alternating update only"):
         script.run(["--data-dir", str(tiny_mnist), "--config", "paper", "--batch-size", "24", "--engine", "fused",
                     "--out", str(tmp_path)])
 
