@@ -1,39 +1,46 @@
 """Train the 2014 GAN (Goodfellow et al., arXiv 1406.2661) on MNIST with minigan.
 
+    python examples/mnist.py                                   # the reference config, 30 epochs
     python examples/mnist.py --device cuda
-    python examples/mnist.py --data-dir ../shared/data/mnist --epochs 5
-    python examples/mnist.py --config paper --epochs 10
-    python examples/mnist.py --resume runs/mnist-reference/checkpoint.npz --epochs 10
+    python examples/mnist.py --config paper --epochs 250       # the authors' own setup
+    python examples/mnist.py --resume runs/mnist-reference/checkpoint.npz --epochs 40
 
-Every epoch it writes, under --out: samples_epochNNN.png (an 8×8 grid from fixed noise),
-losses.png, and checkpoint.npz (everything needed to continue exactly: both nets, both
-optimizers, the step, the epoch and the random states). Ctrl-C finishes the current iteration,
-writes a checkpoint and exits.
+Every epoch it writes, under --out: checkpoint.npz (everything needed to continue exactly: both
+nets, both optimizers, the step, the epoch and the random states), then samples_epochNNN.png (an
+8×8 grid from fixed noise) and losses.png. It never overwrites another run's checkpoint. Ctrl-C
+or SIGTERM finishes the current iteration, writes a checkpoint and exits.
+
+The file reads top to bottom: settings, data, the two players, the loop, saving. One iteration is
+`gan.train_iteration` (Algorithm 1) or `gan.simultaneous_iteration` (the authors' update).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from minigan import Tensor, backend, gan, no_grad
-from minigan.checkpoint import (CheckpointError, generator_state, load_checkpoint, restore_generator,
-                                save_checkpoint, split_prefix, with_prefix)
+from minigan import Tensor, backend, fast, gan, no_grad
+from minigan.checkpoint import CheckpointError, load_run, restore_generator, restore_players, save_run
 from minigan.data import MNISTError, load_mnist
 from minigan.plotting import save_image_grid, save_loss_curves
 
+# --- settings ------------------------------------------------------------------------------------
 DEFAULT_EPOCHS = {"reference": 30, "paper": 100}
-HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real", "d_fake")
-RESUME_KEYS = (*(f"meta.{key}" for key in ("config", "batch_size", "k", "loss", "update", "seed", "step", "epoch",
-                                            "position")),
-               "rng.trainer", "rng.cpu", "order", *(f"history.{key}" for key in HISTORY_KEYS))
+HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real", "d_fake")  # one record per --log-every iterations
+# The settings a run keeps for its whole life: --resume takes them from the checkpoint.
+RUN_SETTINGS = ("config", "batch_size", "k", "loss", "update", "seed")
+POSITION = ("step", "epoch", "position", "interval_iterations")
+RESUME_KEYS = (*(f"meta.{key}" for key in RUN_SETTINGS + POSITION), "rng.trainer", "rng.cpu", "order",
+               "interval_sums", *(f"history.{key}" for key in HISTORY_KEYS))
+COLLAPSE_D_FAKE = 0.01  # mean D(G(z)) below this over a whole epoch: D rejects every fake
 
 
 def positive_int(text):
@@ -43,30 +50,39 @@ def positive_int(text):
     return value
 
 
+def seed_int(text):
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32), got {text}")
+    return value
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Train the 2014 GAN on MNIST (Algorithm 1).")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--config", default="reference", choices=sorted(gan.CONFIGS),
-                   help="reference: the common torch MNIST GAN; paper: the authors' maxout setup")
-    p.add_argument("--epochs", type=positive_int, help="default: 30 (reference), 100 (paper)")
+    p.add_argument("--config", choices=sorted(gan.CONFIGS),
+                   help="reference (default): the common torch MNIST GAN; paper: the authors' maxout setup")
+    p.add_argument("--epochs", type=positive_int, help="train until this many epochs (default: 30 reference, 100 paper)")
     p.add_argument("--batch-size", type=positive_int, help="m in Algorithm 1 (default: the config's)")
     p.add_argument("--k", type=positive_int, help="D steps per G step (default 1)")
     p.add_argument("--loss", choices=["nonsaturating", "minimax"], help="G's loss (default nonsaturating)")
     p.add_argument("--update", choices=sorted(gan.UPDATES),
                    help="alternating: Algorithm 1's box (default for reference); simultaneous: the authors' code, "
                         "both players stepped from one pass of D (default for paper)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", help="folder with the MNIST files (else $MINIGAN_DATA, then ~/.cache/minigan/mnist)")
-    p.add_argument("--out", help="output folder (default runs/mnist-CONFIG)")
+    p.add_argument("--seed", type=seed_int, help="seed for weights, noise and minibatch order (default 0)")
+    p.add_argument("--data-dir", help="folder with the MNIST .gz files (default: $MINIGAN_DATA, then the "
+                                      "repository's data/mnist, then ~/.cache/minigan/mnist, then a download)")
+    p.add_argument("--out", help="output folder (default runs/mnist-CONFIG, or the --resume checkpoint's folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint.npz")
     p.add_argument("--max-steps", type=positive_int, help="stop after this many iterations (smoke runs)")
     p.add_argument("--engine", choices=["auto", "autograd", "fused"], default="auto",
-                   help="autograd: the readable path; fused: hand-fused kernels (reference config), captured "
-                        "in one CUDA graph on a GPU; auto (default): fused on CUDA, autograd on the CPU")
-    p.add_argument("--no-graph", action="store_true", help="on CUDA, use the autograd path (same as --engine autograd)")
+                   help="autograd: the readable path; fused: hand-fused kernels (reference config); "
+                        "auto (default): fused on CUDA, autograd on the CPU")
+    p.add_argument("--no-graph", action="store_true", help="run the fused step eagerly instead of as one CUDA graph")
     p.add_argument("--tf32", action="store_true", help="let the fused step's GEMMs use TF32 on CUDA (off by default)")
     p.add_argument("--log-every", type=positive_int, default=50,
-                   help="iterations between progress updates; each one syncs the device once")
+                   help="iterations between records of the losses; each one syncs the device once")
     args = p.parse_args(argv)
     try:
         args.device = backend.usable_device(args.device)
@@ -75,60 +91,90 @@ def parse_args(argv=None):
     return args
 
 
-class Interrupt:
-    """The first Ctrl-C asks the loop to stop after the current iteration; a second one kills."""
+def settle(args, resumed):
+    """The run's settings: the checkpoint's when resuming (a flag that contradicts it is an
+    error), else the flags', else the config's defaults."""
+    if resumed is not None:
+        stored = {key: resumed[f"meta.{key}"].item() for key in RUN_SETTINGS}
+        if stored["config"] not in gan.CONFIGS:
+            raise CheckpointError(f"checkpoint {args.resume} names an unknown config {stored['config']!r}")
+        for key, value in stored.items():
+            given = getattr(args, key)
+            if given is not None and given != value:
+                flag = "--" + key.replace("_", "-")
+                raise SystemExit(f"error: {flag} {given} contradicts the checkpoint's {value}; a resumed run keeps "
+                                 f"its settings: drop {flag}, or start a new run with another --out")
+            setattr(args, key, value)
+    config = gan.CONFIGS[args.config or "reference"]
+    args.config = config.name
+    args.batch_size, args.k = args.batch_size or config.batch_size, args.k or config.k
+    args.loss, args.update = args.loss or config.loss, args.update or config.update
+    args.seed = 0 if args.seed is None else args.seed
+    args.epochs = args.epochs or DEFAULT_EPOCHS[config.name]
+    if args.update == "simultaneous" and args.k != 1:
+        raise SystemExit(f"error: --update simultaneous takes one step of each player per minibatch; "
+                         f"--k {args.k} needs --update alternating")
+    default_out = Path(args.resume).parent if args.resume else Path(f"runs/mnist-{config.name}")
+    args.out = Path(args.out) if args.out else default_out
+    return config
 
-    def __init__(self):
-        self.requested = False
+
+def check_out_dir(out: Path, resume, overwrite: bool) -> None:
+    """Before any work: --out must be a writable folder that holds no other run's checkpoint."""
+    existing = out / "checkpoint.npz"
+    continuing = resume is not None and existing.exists() and existing.resolve() == Path(resume).resolve()
+    if existing.exists() and not (continuing or overwrite):
+        raise SystemExit(f"error: {out} already holds a run ({existing}); continue it with --resume {existing}, "
+                         f"replace it with --overwrite, or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as error:
+        raise SystemExit(f"error: cannot write to --out {out}: {error.strerror or error}") from None
+
+
+class Interrupt:
+    """Ctrl-C or SIGTERM asks the loop to stop after the current iteration and save. A second
+    Ctrl-C before the save quits without saving; during the save it is ignored."""
+
+    def __init__(self, out: Path):
+        self.out, self.requested, self.saving = out, False, False
 
     def __enter__(self):
-        self.previous = signal.signal(signal.SIGINT, self.handle)
+        self.previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def handle(self, signum, frame):
-        if self.requested:
+        if self.saving:
+            tqdm.write("interrupt ignored: writing the checkpoint, which takes a moment")
+        elif self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        else:
+            self.requested = True
+            tqdm.write(f"{signal.Signals(signum).name}: stopping after this iteration and writing a checkpoint to "
+                       f"{self.out} (press Ctrl-C again to quit without saving)")
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
-COLLAPSE_D_FAKE = 0.01  # mean D(G(z)) below this over a whole epoch: D rejects every fake
-
-
-def warn_if_collapsed(history, iterations_per_epoch, log_every, epoch):
-    """One warning line when D has won: G then gets almost no gradient, and its samples stop changing."""
-    records = history["d_fake"][-max(1, -(-iterations_per_epoch // log_every)):]
-    if records and float(np.mean(records)) < COLLAPSE_D_FAKE:
-        tqdm.write(f"warning: collapsed in epoch {epoch}: mean D(G(z)) {np.mean(records):.4f} < {COLLAPSE_D_FAKE} "
-                   f"(D rejects every sample, so G learns almost nothing)")
+def minibatches(data, order, first: int, m: int):
+    """The epoch's minibatches of m rows, in `order`, from minibatch number `first` on."""
+    for start in range(first * m, len(order) - m + 1, m):
+        yield Tensor(data[order[start:start + m]])
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    resumed = load_checkpoint(args.resume) if args.resume else None
-    if resumed is not None:  # the run's settings come from the checkpoint it continues
-        missing = [key for key in RESUME_KEYS if key not in resumed]
-        if missing:
-            raise CheckpointError(f"checkpoint {args.resume} lacks {', '.join(missing)}: "
-                                  f"it was not written by examples/mnist.py")
-        if str(resumed["meta.config"]) not in gan.CONFIGS:
-            raise CheckpointError(f"checkpoint {args.resume} names an unknown config {str(resumed['meta.config'])!r}")
-        args.config = str(resumed["meta.config"])
-        args.batch_size, args.k = int(resumed["meta.batch_size"]), int(resumed["meta.k"])
-        args.loss, args.seed = str(resumed["meta.loss"]), int(resumed["meta.seed"])
-        args.update = str(resumed["meta.update"])
-    config = gan.CONFIGS[args.config]
-    m = args.batch_size or config.batch_size
-    k = args.k or config.k
-    loss_kind = args.loss or config.loss
-    update = args.update or config.update
-    if update == "simultaneous" and k != 1:
-        raise SystemExit(f"error: --update simultaneous takes one step of each player per minibatch; --k {k} needs alternating")
-    epochs = args.epochs or DEFAULT_EPOCHS[config.name]
-    out = Path(args.out or f"runs/mnist-{config.name}")
-    device = args.device
+    resumed = load_run(args.resume, RESUME_KEYS, "examples/mnist.py") if args.resume else None
+    config = settle(args, resumed)
+    m, k, loss, update, out, device = args.batch_size, args.k, args.loss, args.update, args.out, args.device
+    try:
+        engine = fast.resolve_engine(args.engine, device=device, config_name=config.name, update=update)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    check_out_dir(out, args.resume, args.overwrite)
 
     # --- data: the first `train_images` MNIST training digits, as rows scaled to the config's range
     images, _ = load_mnist("train", data_dir=args.data_dir)
@@ -139,43 +185,31 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: {len(data)} training images are fewer than one iteration needs (k·m = {k * m})")
     iterations_per_epoch = len(data) // (k * m)
 
-    # --- the two players and their optimizers
+    # --- the two players, their optimizers, and the run's random streams
     backend.manual_seed(args.seed)
     G = gan.build_generator(config, pixel_mean=pixels.mean(axis=0), device=device)
     D = gan.build_discriminator(config, device=device)
     opt_G, opt_D = gan.build_optimizers(config, G, D)
+    players = {"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D}
     rng = np.random.default_rng(args.seed)  # noise and minibatch order, drawn on the host
     fixed_noise = gan.sample_noise(config, 64, np.random.default_rng(args.seed + 1), device=device)
     step, epoch, position, order = 0, 0, 0, None
     history = {key: [] for key in HISTORY_KEYS}
-
+    interval = {"sums": None, "iterations": 0}  # statistics summed on the device since the last record
     if resumed is not None:
-        try:
-            G.load_state_dict(split_prefix(resumed, "G."))
-            D.load_state_dict(split_prefix(resumed, "D."))
-            opt_G.load_state_dict(split_prefix(resumed, "opt_G."))
-            opt_D.load_state_dict(split_prefix(resumed, "opt_D."))
-        except ValueError as error:
-            raise CheckpointError(f"checkpoint {args.resume} does not fit the {config.name} model: {error}") from None
-        step, epoch, position = (int(resumed[f"meta.{key}"]) for key in ("step", "epoch", "position"))
+        restore_players(resumed, players, args.resume, config.name)
+        step, epoch, position, interval["iterations"] = (int(resumed[f"meta.{key}"]) for key in POSITION)
+        if interval["iterations"]:
+            interval["sums"] = backend.to_device(resumed["interval_sums"], device)
         rng = restore_generator(resumed["rng.trainer"])
         backend.set_generator("cpu", restore_generator(resumed["rng.cpu"]))
         order = backend.to_device(resumed["order"], device) if position else None
         history = {key: list(resumed[f"history.{key}"]) for key in HISTORY_KEYS}
         print(f"resumed from {args.resume}: epoch {epoch}, step {step}")
 
-    def checkpoint():
-        arrays = {**with_prefix(G.state_dict(), "G."), **with_prefix(D.state_dict(), "D."),
-                  **with_prefix(opt_G.state_dict(), "opt_G."), **with_prefix(opt_D.state_dict(), "opt_D."),
-                  **{f"history.{key}": np.asarray(values) for key, values in history.items()},
-                  "meta.config": config.name, "meta.batch_size": m, "meta.k": k, "meta.loss": loss_kind,
-                  "meta.update": update,
-                  "meta.seed": args.seed, "meta.step": step, "meta.epoch": epoch, "meta.position": position,
-                  "rng.trainer": generator_state(rng), "rng.cpu": generator_state(backend.generator("cpu")),
-                  "order": backend.to_numpy(order) if order is not None else np.zeros(0, np.int64)}
-        return save_checkpoint(out / "checkpoint.npz", arrays)
-
-    interval = {"sums": None, "iterations": 0}  # statistics summed on the device since the last record
+    iteration = (fast.FusedIteration(G, D, opt_G, opt_D, k=k, loss=loss, graph=not args.no_graph, tf32=args.tf32)
+                 if engine == "fused" else gan.UPDATES[update])
+    sample_noise = lambda: gan.sample_noise(config, m, rng, device=device)
 
     def accumulate(stats):
         """Add this iteration's statistics to the interval's sums, on the device: no host sync."""
@@ -185,102 +219,74 @@ def main(argv=None) -> int:
         interval["sums"] = values if interval["sums"] is None else interval["sums"] + values
         interval["iterations"] += 1
 
-    def record():
-        """Pull the interval's mean statistics to the host (one sync) and check the game is finite."""
-        row = [step] + (backend.to_numpy(interval["sums"]) / interval["iterations"]).tolist()
-        interval.update(sums=None, iterations=0)
-        if not np.all(np.isfinite(row)):
-            raise FloatingPointError(f"non-finite loss before step {step}: D loss {row[1]}, G loss {row[2]}; "
+    def interval_means():
+        """The interval's mean statistics on the host (one sync); a non-finite one stops the run."""
+        means = (backend.to_numpy(interval["sums"]) / interval["iterations"]).tolist()
+        if not np.all(np.isfinite(means)):
+            raise FloatingPointError(f"non-finite loss before step {step}: D loss {means[0]}, G loss {means[1]}; "
                                      f"stopped without overwriting the last checkpoint in {out}")
+        return means
+
+    def record():
+        """Close the interval: append its means to the history. Records fall on fixed steps (every
+        --log-every iterations and at each epoch's end), so an interrupted run resumes the same history."""
+        row = [step, *interval_means()]
+        interval.update(sums=None, iterations=0)
         for key, value in zip(HISTORY_KEYS, row):
             history[key].append(value)
         return row
 
-    def sample_data():
-        nonlocal batch
-        rows = order[batch * m: (batch + 1) * m]
-        batch += 1
-        return Tensor(data[rows])
+    def save():
+        """The checkpoint first (it is what a crash would cost), then the pictures."""
+        if hasattr(iteration, "sync"):  # bring the fused step's weights and Adam state home
+            iteration.sync()
+        meta = {"config": config.name, "batch_size": m, "k": k, "loss": loss, "update": update, "seed": args.seed,
+                "step": step, "epoch": epoch, "position": position, "interval_iterations": interval["iterations"]}
+        arrays = {"order": backend.to_numpy(order) if order is not None else np.zeros(0, np.int64),
+                  "interval_sums": backend.to_numpy(interval["sums"]) if interval["iterations"] else np.zeros(4),
+                  **{f"history.{key}": np.asarray(values) for key, values in history.items()}}
+        written = save_run(out / "checkpoint.npz", players, meta, arrays,
+                           {"trainer": rng, "cpu": backend.generator("cpu")})
+        with no_grad():
+            G.eval()
+            samples = G(fixed_noise).numpy()
+            G.train()
+        return [written, save_image_grid(out / f"samples_epoch{epoch:03d}.png", samples, value_range=config.data_range),
+                save_loss_curves(out / "losses.png", history, title=f"minigan {config.name}")]
 
-    def sample_noise():
-        return gan.sample_noise(config, m, rng, device=device)
-
-    # --- the engine: Algorithm 1 through the autograd graph, or the fused step (minigan/fast)
-    engine = "autograd" if args.no_graph else args.engine
-    if engine == "auto":
-        engine = "fused" if device != "cpu" and config.name == "reference" and update == "alternating" else "autograd"
-    trainer = None
-    if engine == "fused":
-        if config.name != "reference" or update != "alternating":
-            raise SystemExit("error: --engine fused supports the reference config with the alternating update only")
-        from minigan.fast import FusedTrainer
-
-        trainer = FusedTrainer(G, D, k=k, loss_kind=loss_kind, lr=opt_G.lr, betas=opt_G.betas, eps=opt_G.eps,
-                               tf32=args.tf32)
-        trainer.load_optimizer_states(opt_G, opt_D)
-
-    def iterate():
-        """One iteration of Algorithm 1 (gan.train_iteration), on the chosen engine."""
-        nonlocal trainer, engine
-        if trainer is None:
-            return gan.UPDATES[update](G, D, opt_G, opt_D, sample_data, sample_noise, k, loss_kind)
-        x_batches, z_batches = [sample_data().data for _ in range(k)], [sample_noise().data for _ in range(k + 1)]
-        try:
-            return trainer.iteration(x_batches, z_batches)
-        except Exception as error:  # e.g. a kernel that does not compile on this GPU
-            if step > 0:
-                raise
-            # Nothing has been written back into G, D or the optimizers yet: carry on without it.
-            warnings.warn(f"the fused step failed ({type(error).__name__}: {error}); using the autograd path")
-            trainer, engine = None, "autograd"
-            x_iter, z_iter = iter(x_batches), iter(z_batches)
-            return gan.train_iteration(G, D, opt_G, opt_D, lambda: Tensor(next(x_iter)),
-                                       lambda: Tensor(next(z_iter)), k, loss_kind)
-
-    print(f"minigan GAN, config {config.name}: {len(data)} images, m={m}, k={k}, {loss_kind} G loss, "
-          f"{update} update, {iterations_per_epoch} iterations/epoch, device {device}, {engine} engine")
+    print(f"minigan GAN, config {config.name}: {len(data)} images, m={m}, k={k}, {loss} G loss, {update} update, "
+          f"{iterations_per_epoch} iterations/epoch, device {device}, {engine} engine")
     written, epoch_times = [], []
-    with Interrupt() as interrupt:
-        while epoch < epochs and not (args.max_steps and step >= args.max_steps) and not interrupt.requested:
+    with Interrupt(out) as interrupt:
+        while epoch < args.epochs and not (args.max_steps and step >= args.max_steps) and not interrupt.requested:
             started = time.perf_counter()
             if position == 0:
                 order = backend.to_device(rng.permutation(len(data)), device)
-            batch = position * k
-            with tqdm(total=iterations_per_epoch, initial=position, desc=f"epoch {epoch + 1}/{epochs}",
+            sample_data = minibatches(data, order, position * k, m).__next__
+            with tqdm(total=iterations_per_epoch, initial=position, desc=f"epoch {epoch + 1}/{args.epochs}",
                       leave=False, dynamic_ncols=True) as bar:
                 while position < iterations_per_epoch:
-                    stats = iterate()
-                    if config.name == "paper":
-                        gan.paper_schedule(opt_G, epoch + 1)
-                        for _ in range(k):
-                            gan.paper_schedule(opt_D, epoch + 1, scale=gan.PAPER_D_SCALE)
+                    # One iteration of the game, then the config's learning-rate schedule (paper only).
+                    stats = iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
+                    gan.apply_schedule(config, opt_G, opt_D, epoch + 1, d_updates=k)
                     accumulate(stats)
-                    step += 1
-                    position += 1
+                    step, position = step + 1, position + 1
                     bar.update(1)
-                    stop = interrupt.requested or (args.max_steps and step >= args.max_steps)
-                    if step % args.log_every == 0 or stop or position == iterations_per_epoch:
+                    if step % args.log_every == 0 or position == iterations_per_epoch:
                         row = record()
                         bar.set_postfix(D=f"{row[1]:.3f}", G=f"{row[2]:.3f}", Dx=f"{row[3]:.2f}", DGz=f"{row[4]:.2f}")
-                    if stop:
+                    if interrupt.requested or (args.max_steps and step >= args.max_steps):
                         break
+            if interval["iterations"]:
+                interval_means()  # never save a run whose last iterations went non-finite
             if position == iterations_per_epoch:
                 epoch, position = epoch + 1, 0
                 epoch_times.append(time.perf_counter() - started)
                 warn_if_collapsed(history, iterations_per_epoch, args.log_every, epoch)
-            if trainer is not None:  # bring the fused step's weights and Adam state home
-                trainer.copy_to_modules(opt_G, opt_D)
-            with no_grad():
-                G.eval()
-                samples = G(fixed_noise).numpy()
-                G.train()
-            written = [save_image_grid(out / f"samples_epoch{epoch:03d}.png", samples, value_range=config.data_range),
-                       save_loss_curves(out / "losses.png", history, title=f"minigan {config.name}"),
-                       checkpoint()]
-            where = f"epoch {epoch}" if position == 0 else f"step {step} (epoch {epoch + 1}, {position}/{iterations_per_epoch})"
-            took = f", {epoch_times[-1]:.1f} s" if position == 0 else ""
-            tqdm.write(f"{where}: D loss {history['d_loss'][-1]:.3f}, G loss {history['g_loss'][-1]:.3f}, "
-                       f"D(x) {history['d_real'][-1]:.2f}, D(G(z)) {history['d_fake'][-1]:.2f}{took}")
+            interrupt.saving = True
+            written = save()
+            interrupt.saving = False
+            report_progress(history, step, epoch, position, iterations_per_epoch, epoch_times)
 
     if interrupt.requested:
         print(f"interrupted at step {step}; checkpoint written to {out / 'checkpoint.npz'}; "
@@ -291,12 +297,34 @@ def main(argv=None) -> int:
     return 0
 
 
+def warn_if_collapsed(history, iterations_per_epoch, log_every, epoch):
+    """One warning line when D has won: G then gets almost no gradient, and its samples stop changing."""
+    records = history["d_fake"][-max(1, -(-iterations_per_epoch // log_every)):]
+    if records and float(np.mean(records)) < COLLAPSE_D_FAKE:
+        tqdm.write(f"warning: collapsed in epoch {epoch}: mean D(G(z)) {np.mean(records):.4f} < {COLLAPSE_D_FAKE} "
+                   f"(D rejects every sample, so G learns almost nothing)")
+
+
+def report_progress(history, step, epoch, position, iterations_per_epoch, epoch_times):
+    where = f"epoch {epoch}" if position == 0 else f"step {step} (epoch {epoch + 1}, {position}/{iterations_per_epoch})"
+    took = f", {epoch_times[-1]:.1f} s" if position == 0 and epoch_times else ""
+    if not history["step"]:
+        tqdm.write(f"{where}: no losses recorded yet (one record every --log-every iterations){took}")
+        return
+    tqdm.write(f"{where}: D loss {history['d_loss'][-1]:.3f}, G loss {history['g_loss'][-1]:.3f}, "
+               f"D(x) {history['d_real'][-1]:.2f}, D(G(z)) {history['d_fake'][-1]:.2f}{took}")
+
+
 def run(argv=None) -> int:
     """main(), with every expected failure turned into one line on stderr and a non-zero exit."""
     try:
         return main(argv)
     except (MNISTError, CheckpointError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a full disk, a folder that vanished: one line, not a traceback
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return 1
 
 

@@ -102,7 +102,7 @@ def train_one_seed(seed: int, steps: int, moments, eval_samples: int, decay: boo
             # samples keep swinging around the modes (one seed's high-quality fraction went from
             # 95% to 18% and back between checkpoints); the decay lets G settle onto them.
             opt_G.lr = opt_D.lr = LEARNING_RATE * min(1.0, (steps - step) / (steps / 2))
-        gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k=1, loss_kind="nonsaturating")
+        gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k=1, loss="nonsaturating")
         if step in moments:
             snapshots[step] = generate(G, fixed_z)
     seconds = time.perf_counter() - started

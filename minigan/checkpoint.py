@@ -59,3 +59,43 @@ def restore_generator(state: np.ndarray) -> np.random.Generator:
     bit_generator = getattr(np.random, state["bit_generator"])()
     bit_generator.state = state
     return np.random.Generator(bit_generator)
+
+
+# --- a training run: both players, both optimizers, and the run's own state ---------------------
+
+PLAYERS = ("G", "D", "opt_G", "opt_D")
+
+
+def save_run(path, players: dict, meta: dict, arrays: dict, generators: dict) -> Path:
+    """One atomic .npz: each player's state_dict under its name ("G.", "opt_D.", ...), the run's
+    settings and position as "meta.*", any other arrays as given, and random generators as JSON."""
+    state = {}
+    for name, player in players.items():
+        state.update(with_prefix(player.state_dict(), f"{name}."))
+    state.update(with_prefix(meta, "meta."))
+    state.update(arrays)
+    state.update({f"rng.{name}": generator_state(rng) for name, rng in generators.items()})
+    return save_checkpoint(path, state)
+
+
+def load_run(path, required: tuple[str, ...], writer: str) -> dict[str, np.ndarray]:
+    """A checkpoint that holds every key in `required` (else a one-line CheckpointError naming
+    what is missing and that `writer` did not write it)."""
+    path = Path(path)
+    if path.is_dir():
+        hint = f"; did you mean {path / 'checkpoint.npz'}?" if (path / "checkpoint.npz").is_file() else ""
+        raise CheckpointError(f"checkpoint {path} is a folder, not a .npz file{hint}")
+    run = load_checkpoint(path)
+    missing = [key for key in required if key not in run]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: it was not written by {writer}")
+    return run
+
+
+def restore_players(run: dict, players: dict, path, model: str) -> None:
+    """Load each player's state from `run`, or raise one line naming the mismatch with `model`."""
+    try:
+        for name, player in players.items():
+            player.load_state_dict(split_prefix(run, f"{name}."))
+    except ValueError as error:
+        raise CheckpointError(f"checkpoint {path} does not fit the {model} model: {error}") from None

@@ -35,7 +35,7 @@ def test_generator_losses_match_their_definitions():
     d = 1 / (1 + np.exp(-fake))
     assert gan.generator_loss(Tensor(fake), "minimax").item() == pytest.approx(np.mean(np.log(1 - d)), rel=1e-12)
     assert gan.generator_loss(Tensor(fake), "nonsaturating").item() == pytest.approx(-np.mean(np.log(d)), rel=1e-12)
-    with pytest.raises(ValueError, match="unknown kind 'wasserstein'"):
+    with pytest.raises(ValueError, match="unknown loss 'wasserstein'"):
         gan.generator_loss(Tensor(fake), "wasserstein")
 
 
@@ -48,13 +48,13 @@ def test_losses_stay_finite_when_d_is_certain():
     assert gan.generator_loss(Tensor(np.array([[-1000.0]])), "nonsaturating").item() == pytest.approx(1000.0)
 
 
-@pytest.mark.parametrize("kind", ["minimax", "nonsaturating"])
-def test_losses_gradcheck_both_players(kind, device):
+@pytest.mark.parametrize("loss", ["minimax", "nonsaturating"])
+def test_losses_gradcheck_both_players(loss, device):
     G, D = tiny_players(device=device)
     x, z = batch((7, 4), 1, device=device), batch((7, 3), 2, device=device)
     params = G.parameters() + D.parameters()
     minigan.gradcheck(lambda *_: gan.discriminator_loss(D(x), D(G(z))), params)
-    minigan.gradcheck(lambda *_: gan.generator_loss(D(G(z)), kind), params)
+    minigan.gradcheck(lambda *_: gan.generator_loss(D(G(z)), loss), params)
 
 
 def test_nonsaturating_loss_exists_because_eq3_saturates():
@@ -64,10 +64,10 @@ def test_nonsaturating_loss_exists_because_eq3_saturates():
     D.bias.data[:] = math.log(1e-3 / (1 - 1e-3))  # D(anything) = 1e-3
     D.weight.data[:, 0] = 1e-6  # a small dependence on the input, so that there is a gradient
     grads = {}
-    for kind in ("minimax", "nonsaturating"):
+    for loss in ("minimax", "nonsaturating"):
         fake = Tensor(np.random.default_rng(0).standard_normal((5, 4)), requires_grad=True)
-        gan.generator_loss(D(fake), kind).backward()
-        grads[kind] = np.linalg.norm(fake.grad)
+        gan.generator_loss(D(fake), loss).backward()
+        grads[loss] = np.linalg.norm(fake.grad)
     d_fake = 1 / (1 + np.exp(-(np.random.default_rng(0).standard_normal((5, 4)) @ D.weight.data + D.bias.data)))
     # Both gradients pass through the same Jacobian of D; per sample they differ by σ/(1−σ).
     assert grads["minimax"] / grads["nonsaturating"] == pytest.approx(np.mean(d_fake / (1 - d_fake)), rel=1e-4)
@@ -102,7 +102,7 @@ def test_train_iteration_makes_k_discriminator_updates_per_generator_update(k):
         return batch((8, 3), 100 + draws["noise"])
 
     before = [p.data.copy() for p in D.parameters()]
-    gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k=k, loss_kind="nonsaturating")
+    gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k=k, loss="nonsaturating")
     assert (opt_D.calls, opt_G.calls) == (k, 1)
     assert draws == {"data": k, "noise": k + 1}
     assert all(not np.array_equal(b, p.data) for b, p in zip(before, D.parameters()))
@@ -293,3 +293,30 @@ def test_simultaneous_iteration_draws_one_minibatch_and_refuses_k_above_1():
     assert sorted(draws) == ["x", "z"] and stats["d_real"].shape == stats["d_fake"].shape == (5, 1)
     with pytest.raises(ValueError, match="k must be 1, got 2"):
         gan.simultaneous_iteration(G, D, opt_G, opt_D, sample_x, sample_z, 2, "nonsaturating")
+
+
+def test_builders_read_the_config_not_its_name():
+    """A config renamed, or with other widths, builds from its fields alone."""
+    import dataclasses
+
+    renamed = dataclasses.replace(gan.CONFIGS["paper"], name="my-paper-variant")
+    G, D = gan.build_generator(renamed), gan.build_discriminator(renamed)
+    assert [type(layer).__name__ for layer in D] == ["Dropout", "Maxout", "Dropout", "Maxout", "Dropout", "Linear"]
+    assert isinstance(gan.build_optimizers(renamed, G, D)[1], optim.SGD)
+    narrow = dataclasses.replace(gan.CONFIGS["reference"], name="narrow", generator_widths=(7,), discriminator_widths=(5, 3))
+    G, D = gan.build_generator(narrow), gan.build_discriminator(narrow)
+    assert [p.shape for p in G.parameters()][::2] == [(100, 7), (7, 784)]
+    assert [p.shape for p in D.parameters()][::2] == [(784, 5), (5, 3), (3, 1)]
+    assert [type(layer).__name__ for layer in G] == ["Linear", "LeakyReLU", "Linear", "Tanh"]
+
+
+def test_apply_schedule_steps_each_optimizer_once_per_update():
+    config = gan.CONFIGS["paper"]
+    G, D = tiny_players()
+    opt_G, opt_D = gan.build_optimizers(config, G, D)
+    gan.apply_schedule(config, opt_G, opt_D, epoch=1, d_updates=3)
+    assert opt_G.lr == pytest.approx(0.1 / 1.000004) and opt_D.lr == pytest.approx(0.05 / 1.000004 ** 3)
+    reference = gan.CONFIGS["reference"]
+    opt_G, opt_D = gan.build_optimizers(reference, G, D)
+    gan.apply_schedule(reference, opt_G, opt_D, epoch=1, d_updates=1)
+    assert opt_G.lr == opt_D.lr == 2e-4

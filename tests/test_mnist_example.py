@@ -107,6 +107,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(script, tiny_mnist, tmp_pa
     assert_same_state(params(tmp_path / "straight" / "checkpoint.npz"), params(tmp_path / "split" / "checkpoint.npz"))
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the NaN is the point
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(script, tiny_mnist, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     base = ["--data-dir", str(tiny_mnist), "--out", str(out), *SMALL]
@@ -169,7 +170,7 @@ def test_checkpoint_of_another_model_is_refused(script, tiny_mnist, tmp_path, ca
         state = {k: npz[k] for k in npz.files}
     state["G.0.weight"] = state["G.0.weight"][:50]
     np.savez(tmp_path / "wrong.npz", **state)
-    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "wrong.npz"), "--out", str(out)]) == 1
+    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "wrong.npz"), "--out", str(tmp_path / "new")]) == 1
     err = capsys.readouterr().err
     assert "does not fit the reference model" in err and "shape mismatch 0.weight (50, 256) vs (100, 256)" in err
 
@@ -212,3 +213,128 @@ def test_checkpoint_with_missing_or_unknown_metadata_is_one_line(script, tiny_mn
     assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "odd.npz"), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip().splitlines()[-1].endswith(message)
+
+
+# --- a run is never lost (bare-clone issue) ------------------------------------------------------
+
+
+def test_a_second_run_into_the_same_out_is_refused_before_any_work(script, tiny_mnist, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    first = (out / "checkpoint.npz").read_bytes()
+    with monkeypatch.context() as patch, pytest.raises(
+            SystemExit, match=r"already holds a run .*continue it with --resume .*checkpoint.npz, "
+                              r"replace it with --overwrite, or choose another --out"):
+        patch.setattr(script, "load_mnist", lambda *a, **k: pytest.fail("loaded data before refusing"))
+        script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "2", *SMALL])
+    assert (out / "checkpoint.npz").read_bytes() == first
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "2", "--overwrite", *SMALL]) == 0
+    assert (out / "checkpoint.npz").read_bytes() != first
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_an_unwritable_out_fails_in_one_line_before_loading_data(script, tiny_mnist, tmp_path, monkeypatch, where):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    out = blocker if where == "file" else blocker / "run"
+    monkeypatch.setattr(script, "load_mnist", lambda *a, **k: pytest.fail("loaded data before checking --out"))
+    with pytest.raises(SystemExit, match=f"error: cannot write to --out {out}: "):
+        script.run(["--data-dir", str(tiny_mnist), "--out", str(out), *SMALL])
+
+
+def test_sigterm_saves_like_ctrl_c_and_says_so(script, tiny_mnist, tmp_path, monkeypatch, capsys):
+    real_iteration, calls = gan.train_iteration, []
+
+    def terminated_iteration(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_iteration(*args, **kwargs)
+
+    monkeypatch.setitem(gan.UPDATES, "alternating", terminated_iteration)
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "2", *SMALL]) == 130
+    printed = capsys.readouterr().out
+    assert "SIGTERM: stopping after this iteration and writing a checkpoint to" in printed
+    assert "interrupted at step 4" in printed and int(params(out / "checkpoint.npz")["meta.step"]) == 4
+
+
+def test_a_second_ctrl_c_during_the_save_is_ignored(script, tiny_mnist, tmp_path, monkeypatch, capsys):
+    real_save, calls = script.save_run, []
+
+    def save_interrupted(*args, **kwargs):
+        calls.append(1)
+        os.kill(os.getpid(), signal.SIGINT)  # arrives while the checkpoint is being written
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(script, "save_run", save_interrupted)
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    assert "interrupt ignored: writing the checkpoint" in capsys.readouterr().out
+    assert calls and int(params(out / "checkpoint.npz")["meta.epoch"]) == 1
+
+
+def test_the_checkpoint_is_written_before_the_pictures(script, tiny_mnist, tmp_path, monkeypatch, capsys):
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / "samples_epoch001.png"))
+
+    monkeypatch.setattr(script, "save_image_grid", no_space)
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines()[-1] == f"error: No space left on device ({out / 'samples_epoch001.png'})"
+    assert "Traceback" not in err
+    assert int(params(out / "checkpoint.npz")["meta.epoch"]) == 1
+
+
+def history(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files if k.startswith("history.")}
+
+
+def test_a_resumed_run_has_the_uninterrupted_loss_history(script, tiny_mnist, tmp_path, monkeypatch):
+    base = ["--data-dir", str(tiny_mnist), *SMALL, "--epochs", "2"]  # records every 3 steps
+    assert script.run([*base, "--out", str(tmp_path / "straight")]) == 0
+    real_iteration, calls = gan.train_iteration, []
+
+    def interrupted_iteration(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # between two records
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_iteration(*args, **kwargs)
+
+    monkeypatch.setitem(gan.UPDATES, "alternating", interrupted_iteration)
+    assert script.run([*base, "--out", str(tmp_path / "split")]) == 130
+    monkeypatch.setitem(gan.UPDATES, "alternating", real_iteration)
+    assert script.run([*base, "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
+    straight, split = history(tmp_path / "straight" / "checkpoint.npz"), history(tmp_path / "split" / "checkpoint.npz")
+    assert list(straight["history.step"]) == [3, 6, 9, 12]
+    assert_same_state(straight, split)
+
+
+@pytest.mark.parametrize("flag, value, stored", [("--batch-size", "8", "16"), ("--k", "2", "1"), ("--seed", "3", "0"),
+                                                 ("--loss", "minimax", "nonsaturating"), ("--config", "paper", "reference")])
+def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(script, tiny_mnist, tmp_path, flag, value, stored):
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    with pytest.raises(SystemExit, match=f"error: {flag} {value} contradicts the checkpoint's {stored}; "
+                                         f"a resumed run keeps its settings: drop {flag}"):
+        script.run(["--data-dir", str(tiny_mnist), "--resume", str(out / "checkpoint.npz"), "--epochs", "2",
+                    "--log-every", "3", flag, value])
+
+
+def test_resume_given_a_folder_points_at_the_checkpoint_inside(script, tiny_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    capsys.readouterr()
+    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(out)]) == 1
+    assert capsys.readouterr().err.strip() == (f"error: checkpoint {out} is a folder, not a .npz file; "
+                                               f"did you mean {out / 'checkpoint.npz'}?")
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_bad_seed_is_a_usage_error(script, seed, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.parse_args(["--seed", seed])
+    assert exit_info.value.code == 2
+    assert f"argument --seed: must be an integer in [0, 2**32), got {seed}" in capsys.readouterr().err
