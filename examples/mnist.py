@@ -165,6 +165,59 @@ def minibatches(data, order, first: int, m: int):
         yield Tensor(data[order[start:start + m]])
 
 
+class LossLog:
+    """The losses and mean D outputs, summed on the device over each --log-every interval (no host
+    sync per iteration) and recorded once per interval. Records fall on fixed steps (every
+    --log-every iterations and at each epoch's end), and an unfinished interval is saved with the
+    checkpoint, so an interrupted and resumed run has the same history as one that ran straight."""
+
+    def __init__(self):
+        self.history = {key: [] for key in HISTORY_KEYS}
+        self.sums, self.iterations = None, 0
+
+    def add(self, stats):
+        xp = backend.array_module(stats["d_loss"])
+        mean_d = lambda logits: Tensor(logits).sigmoid().data.mean()  # mean D = mean σ(logit)
+        values = xp.stack([stats["d_loss"], stats["g_loss"], mean_d(stats["d_real"]), mean_d(stats["d_fake"])])
+        self.sums = values if self.sums is None else self.sums + values
+        self.iterations += 1
+
+    def means(self, step, out):
+        """The open interval's means on the host (one sync); a non-finite one stops the run."""
+        means = (backend.to_numpy(self.sums) / self.iterations).tolist()
+        if not np.all(np.isfinite(means)):
+            raise FloatingPointError(f"non-finite loss before step {step}: D loss {means[0]}, G loss {means[1]}; "
+                                     f"stopped without overwriting the last checkpoint in {out}")
+        return means
+
+    def record(self, step, out):
+        row = [step, *self.means(step, out)]
+        self.sums, self.iterations = None, 0
+        for key, value in zip(HISTORY_KEYS, row):
+            self.history[key].append(value)
+        return row
+
+    def arrays(self):
+        return {"interval_sums": backend.to_numpy(self.sums) if self.iterations else np.zeros(4),
+                **{f"history.{key}": np.asarray(values) for key, values in self.history.items()}}
+
+    def restore(self, resumed, device):
+        self.history = {key: list(resumed[f"history.{key}"]) for key in HISTORY_KEYS}
+        self.iterations = int(resumed["meta.interval_iterations"])
+        self.sums = backend.to_device(resumed["interval_sums"], device) if self.iterations else None
+
+
+def save(out, players, meta, arrays, generators, G, fixed_noise, config, epoch, history):
+    """The checkpoint first (it is what a crash would cost), then the pictures."""
+    written = save_run(out / "checkpoint.npz", players, meta, arrays, generators)
+    with no_grad():
+        G.eval()
+        samples = G(fixed_noise).numpy()
+        G.train()
+    return [written, save_image_grid(out / f"samples_epoch{epoch:03d}.png", samples, value_range=config.data_range),
+            save_loss_curves(out / "losses.png", history, title=f"minigan {config.name}")]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     resumed = load_run(args.resume, RESUME_KEYS, "examples/mnist.py") if args.resume else None
@@ -193,66 +246,19 @@ def main(argv=None) -> int:
     players = {"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D}
     rng = np.random.default_rng(args.seed)  # noise and minibatch order, drawn on the host
     fixed_noise = gan.sample_noise(config, 64, np.random.default_rng(args.seed + 1), device=device)
-    step, epoch, position, order = 0, 0, 0, None
-    history = {key: [] for key in HISTORY_KEYS}
-    interval = {"sums": None, "iterations": 0}  # statistics summed on the device since the last record
+    step, epoch, position, order, log = 0, 0, 0, None, LossLog()
     if resumed is not None:
         restore_players(resumed, players, args.resume, config.name)
-        step, epoch, position, interval["iterations"] = (int(resumed[f"meta.{key}"]) for key in POSITION)
-        if interval["iterations"]:
-            interval["sums"] = backend.to_device(resumed["interval_sums"], device)
+        step, epoch, position = (int(resumed[f"meta.{key}"]) for key in ("step", "epoch", "position"))
         rng = restore_generator(resumed["rng.trainer"])
         backend.set_generator("cpu", restore_generator(resumed["rng.cpu"]))
         order = backend.to_device(resumed["order"], device) if position else None
-        history = {key: list(resumed[f"history.{key}"]) for key in HISTORY_KEYS}
+        log.restore(resumed, device)
         print(f"resumed from {args.resume}: epoch {epoch}, step {step}")
 
     iteration = (fast.FusedIteration(G, D, opt_G, opt_D, k=k, loss=loss, graph=not args.no_graph, tf32=args.tf32)
                  if engine == "fused" else gan.UPDATES[update])
     sample_noise = lambda: gan.sample_noise(config, m, rng, device=device)
-
-    def accumulate(stats):
-        """Add this iteration's statistics to the interval's sums, on the device: no host sync."""
-        xp = backend.array_module(stats["d_loss"])
-        mean_d = lambda logits: xp.exp(-xp.logaddexp(0, -logits)).mean()  # mean D = mean σ(logit)
-        values = xp.stack([stats["d_loss"], stats["g_loss"], mean_d(stats["d_real"]), mean_d(stats["d_fake"])])
-        interval["sums"] = values if interval["sums"] is None else interval["sums"] + values
-        interval["iterations"] += 1
-
-    def interval_means():
-        """The interval's mean statistics on the host (one sync); a non-finite one stops the run."""
-        means = (backend.to_numpy(interval["sums"]) / interval["iterations"]).tolist()
-        if not np.all(np.isfinite(means)):
-            raise FloatingPointError(f"non-finite loss before step {step}: D loss {means[0]}, G loss {means[1]}; "
-                                     f"stopped without overwriting the last checkpoint in {out}")
-        return means
-
-    def record():
-        """Close the interval: append its means to the history. Records fall on fixed steps (every
-        --log-every iterations and at each epoch's end), so an interrupted run resumes the same history."""
-        row = [step, *interval_means()]
-        interval.update(sums=None, iterations=0)
-        for key, value in zip(HISTORY_KEYS, row):
-            history[key].append(value)
-        return row
-
-    def save():
-        """The checkpoint first (it is what a crash would cost), then the pictures."""
-        if hasattr(iteration, "sync"):  # bring the fused step's weights and Adam state home
-            iteration.sync()
-        meta = {"config": config.name, "batch_size": m, "k": k, "loss": loss, "update": update, "seed": args.seed,
-                "step": step, "epoch": epoch, "position": position, "interval_iterations": interval["iterations"]}
-        arrays = {"order": backend.to_numpy(order) if order is not None else np.zeros(0, np.int64),
-                  "interval_sums": backend.to_numpy(interval["sums"]) if interval["iterations"] else np.zeros(4),
-                  **{f"history.{key}": np.asarray(values) for key, values in history.items()}}
-        written = save_run(out / "checkpoint.npz", players, meta, arrays,
-                           {"trainer": rng, "cpu": backend.generator("cpu")})
-        with no_grad():
-            G.eval()
-            samples = G(fixed_noise).numpy()
-            G.train()
-        return [written, save_image_grid(out / f"samples_epoch{epoch:03d}.png", samples, value_range=config.data_range),
-                save_loss_curves(out / "losses.png", history, title=f"minigan {config.name}")]
 
     print(f"minigan GAN, config {config.name}: {len(data)} images, m={m}, k={k}, {loss} G loss, {update} update, "
           f"{iterations_per_epoch} iterations/epoch, device {device}, {engine} engine")
@@ -269,24 +275,30 @@ def main(argv=None) -> int:
                     # One iteration of the game, then the config's learning-rate schedule (paper only).
                     stats = iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
                     gan.apply_schedule(config, opt_G, opt_D, epoch + 1, d_updates=k)
-                    accumulate(stats)
+                    log.add(stats)
                     step, position = step + 1, position + 1
                     bar.update(1)
                     if step % args.log_every == 0 or position == iterations_per_epoch:
-                        row = record()
+                        row = log.record(step, out)
                         bar.set_postfix(D=f"{row[1]:.3f}", G=f"{row[2]:.3f}", Dx=f"{row[3]:.2f}", DGz=f"{row[4]:.2f}")
                     if interrupt.requested or (args.max_steps and step >= args.max_steps):
                         break
-            if interval["iterations"]:
-                interval_means()  # never save a run whose last iterations went non-finite
+            if log.iterations:
+                log.means(step, out)  # never save a run whose last iterations went non-finite
             if position == iterations_per_epoch:
                 epoch, position = epoch + 1, 0
                 epoch_times.append(time.perf_counter() - started)
-                warn_if_collapsed(history, iterations_per_epoch, args.log_every, epoch)
+                warn_if_collapsed(log.history, iterations_per_epoch, args.log_every, epoch)
+            if hasattr(iteration, "sync"):  # bring the fused step's weights and Adam state home
+                iteration.sync()
+            meta = {"config": config.name, "batch_size": m, "k": k, "loss": loss, "update": update, "seed": args.seed,
+                    "step": step, "epoch": epoch, "position": position, "interval_iterations": log.iterations}
+            order_array = backend.to_numpy(order) if position else np.zeros(0, np.int64)
             interrupt.saving = True
-            written = save()
+            written = save(out, players, meta, {"order": order_array, **log.arrays()},
+                           {"trainer": rng, "cpu": backend.generator("cpu")}, G, fixed_noise, config, epoch, log.history)
             interrupt.saving = False
-            report_progress(history, step, epoch, position, iterations_per_epoch, epoch_times)
+            report_progress(log.history, step, epoch, position, iterations_per_epoch, epoch_times)
 
     if interrupt.requested:
         print(f"interrupted at step {step}; checkpoint written to {out / 'checkpoint.npz'}; "
