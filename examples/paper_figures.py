@@ -1,0 +1,120 @@
+"""The paper's Figures 2 and 3 from a trained MNIST generator.
+
+    python examples/paper_figures.py runs/mnist-paper/checkpoint.npz --out docs
+
+Figure 2: samples, each row ending in the training digit nearest (in pixel space) to the sample
+beside it, framed in yellow, as in the paper: the generator does not copy its training set.
+Figure 3: digits from linear interpolation between points in z space of the full model.
+
+Writes OUT/figure2_<config>.png and OUT/figure3_<config>.png (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from minigan import Tensor, backend, no_grad
+from minigan.atomic import atomic_write
+from minigan.checkpoint import CheckpointError
+from minigan.data import MNISTError, load_mnist
+from minigan.evaluate import generate_pixels, load_generator
+
+
+def nearest_training_digits(samples: np.ndarray, train: np.ndarray, chunk: int = 10_000) -> np.ndarray:
+    """For each sample row, the index of the nearest training row in Euclidean (pixel) distance.
+
+    |s − t|² = |s|² − 2 s·t + |t|²: one matrix product per chunk of training rows.
+    """
+    samples, best, best_distance = samples.astype(np.float64), None, None
+    for start in range(0, len(train), chunk):
+        rows = train[start:start + chunk].astype(np.float64)
+        distance = (samples ** 2).sum(1)[:, None] - 2 * samples @ rows.T + (rows ** 2).sum(1)[None, :]
+        index, nearest = distance.argmin(1), distance.min(1)
+        if best is None:
+            best, best_distance = index + start, nearest
+        else:
+            closer = nearest < best_distance
+            best, best_distance = np.where(closer, index + start, best), np.minimum(nearest, best_distance)
+    return best
+
+
+def interpolations(z_start: np.ndarray, z_end: np.ndarray, steps: int) -> np.ndarray:
+    """(rows, steps, dim): for each row, `steps` points from z_start to z_end on a straight line."""
+    t = np.linspace(0.0, 1.0, steps)[None, :, None]
+    return (1 - t) * z_start[:, None, :] + t * z_end[:, None, :]
+
+
+def draw_grid(path, images: np.ndarray, framed_column: int | None = None):
+    """images: (rows, cols, 784) in [0, 1]. The framed column gets a yellow border (Figure 2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.8), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(images[r, c].reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            framed = c == framed_column
+            for spine in ax.spines.values():
+                spine.set_edgecolor("gold" if framed else "white")
+                spine.set_linewidth(3 if framed else 0)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.02, right=0.98, top=0.98, bottom=0.02)
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=80))
+    finally:
+        plt.close(fig)
+
+
+def figure2(G, config, train_pixels, rows=6, cols=5, seed=0):
+    """(rows, cols + 1, 784): `cols` samples per row, then the training digit nearest the last one."""
+    samples = generate_pixels(G, config, rows * cols, seed).reshape(rows, cols, 784)
+    nearest = nearest_training_digits(samples[:, -1], train_pixels)
+    return np.concatenate([samples, train_pixels[nearest][:, None, :]], axis=1)
+
+
+def figure3(G, config, rows=5, steps=10, seed=1):
+    """(rows, steps, 784): G along straight lines between pairs of prior samples."""
+    rng = np.random.default_rng(seed)
+    ends = [np.asarray(rng.standard_normal((rows, config.noise_dim)) if config.noise == "normal"
+                       else rng.uniform(-np.sqrt(3), np.sqrt(3), (rows, config.noise_dim))) for _ in range(2)]
+    z = interpolations(*ends, steps).reshape(rows * steps, config.noise_dim).astype(np.float32)
+    with no_grad():
+        pixels = backend.to_numpy(G(Tensor(z)).data).astype(np.float64)
+    low, high = config.data_range
+    return np.clip((pixels - low) / (high - low), 0, 1).reshape(rows, steps, 784)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="The paper's Figures 2 and 3 from an MNIST GAN checkpoint.")
+    p.add_argument("checkpoint", help="checkpoint.npz written by examples/mnist.py")
+    p.add_argument("--out", default="docs", help="folder for figure2_CONFIG.png and figure3_CONFIG.png (default docs)")
+    p.add_argument("--data-dir", help="folder with the MNIST .gz files (default: as examples/mnist.py finds them)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the noise (default 0)")
+    args = p.parse_args(argv)
+    try:
+        G, config, _ = load_generator(args.checkpoint)
+        images, _ = load_mnist("train", data_dir=args.data_dir)
+    except (CheckpointError, MNISTError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    # The nearest neighbour is searched among the digits this config trained on.
+    train_pixels = images[: config.train_images].reshape(-1, 784).astype(np.float64) / 255
+    out = Path(args.out)
+    written = [draw_grid(out / f"figure2_{config.name}.png", figure2(G, config, train_pixels, seed=args.seed),
+                         framed_column=5),
+               draw_grid(out / f"figure3_{config.name}.png", figure3(G, config, seed=args.seed + 1))]
+    print("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
