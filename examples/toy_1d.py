@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     for step in range(1, args.steps + 1):
         stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k=1,
-                                    loss_kind="nonsaturating")
+                                    loss="nonsaturating")
         if step in moments:
             panels.append(snapshot(G, D, step, z_arrows, z_density, grid))
             print(f"step {step}: D loss {float(stats['d_loss']):.3f}, G loss {float(stats['g_loss']):.3f}, "
