@@ -1,0 +1,143 @@
+"""The paper's Table 1 for minigan: train `--config paper` on several seeds, score every 25 epochs.
+
+    python benchmarks/paper_table1.py --seeds 0 1 2 --epochs 250            # train, evaluate, collect
+    python benchmarks/paper_table1.py --seeds 0 1 2 --collect-only          # only write the JSON and plot
+
+For each seed it runs `examples/mnist.py --config paper` in RUNS/seedN, resuming where it stopped,
+and after every `--every` epochs keeps the checkpoint as checkpoint_epochE.npz and scores it with
+`python -m minigan.evaluate` (10,000 samples, the paper's Parzen protocol), kept as
+evaluation_epochE.json. Then it writes results/paper_table1-DATE.json (the Parzen curve per seed,
+the last common epoch's mean) and a plot of Parzen against epochs. The paper reports 225 ± 2.
+Runs are long (about 20 s per epoch on one idle 2-core CPU; 250 epochs per seed), so start it
+under nohup; a cut-off run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import cpu_model  # noqa: E402
+from minigan.atomic import atomic_write  # noqa: E402
+
+PAPER_PARZEN = (225.0, 2.0)  # Goodfellow et al. 2014, Table 1, MNIST
+
+
+def train_and_evaluate(run_dir: Path, seed: int, epochs: int, every: int, extra: list[str]) -> None:
+    """Bring one seed's run to `epochs`, scoring each `every`-th epoch once."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(every, epochs + 1, every):
+        kept = run_dir / f"checkpoint_epoch{epoch:03d}.npz"
+        if not kept.exists():
+            current = run_dir / "checkpoint.npz"
+            resume = ["--resume", str(current)] if current.exists() else ["--out", str(run_dir)]
+            subprocess.run([sys.executable, str(ROOT / "examples" / "mnist.py"), "--config", "paper",
+                            "--epochs", str(epoch), *resume, *(["--seed", str(seed)] if not current.exists() else []),
+                            "--log-every", "100", *extra], check=True)
+            shutil.copyfile(current, kept)
+        scored = run_dir / f"evaluation_epoch{epoch:03d}.json"
+        if not scored.exists():
+            subprocess.run([sys.executable, "-m", "minigan.evaluate", str(kept), *extra], check=True, cwd=ROOT)
+            os.replace(run_dir / "evaluation.json", scored)
+
+
+def collect(runs: Path, seeds: list[int]) -> dict:
+    """{epoch: {seed: evaluation}} for every scored epoch of every seed."""
+    curve = {}
+    for seed in seeds:
+        for path in sorted((runs / f"seed{seed}").glob("evaluation_epoch*.json")):
+            epoch = int(path.stem.removeprefix("evaluation_epoch"))
+            curve.setdefault(epoch, {})[seed] = json.loads(path.read_text())
+    return curve
+
+
+def summarize(curve: dict, seeds: list[int]) -> dict:
+    """The Table-1 record: the Parzen curve per seed, and the last epoch every seed reached."""
+    common = [epoch for epoch in sorted(curve) if all(seed in curve[epoch] for seed in seeds)]
+    if not common:
+        raise SystemExit("error: no epoch has been scored for every seed yet")
+    last = common[-1]
+    parzen = [curve[last][seed]["model"]["parzen"]["log_likelihood"] for seed in seeds]
+    return {
+        "config": "paper", "epochs": last, "seeds": seeds,
+        "parzen": parzen,
+        "parzen_mean": float(np.mean(parzen)),
+        # The seed-to-seed standard error, and each seed's own (over the test digits) for comparison.
+        "parzen_se": float(np.std(parzen, ddof=1) / np.sqrt(len(parzen))) if len(parzen) > 1 else None,
+        "parzen_se_per_seed": [curve[last][seed]["model"]["parzen"]["standard_error"] for seed in seeds],
+        "sigma": [curve[last][seed]["model"]["parzen"]["sigma"] for seed in seeds],
+        "fid": [curve[last][seed]["model"]["fid"] for seed in seeds],
+        "classes_covered": [curve[last][seed]["model"]["classes_covered"] for seed in seeds],
+        "curve": {str(epoch): {str(seed): curve[epoch][seed]["model"]["parzen"]["log_likelihood"]
+                               for seed in sorted(curve[epoch])} for epoch in sorted(curve)},
+        "paper": {"parzen": PAPER_PARZEN[0], "parzen_se": PAPER_PARZEN[1]},
+    }
+
+
+def plot(path: Path, summary: dict) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for seed in summary["seeds"]:
+        points = [(int(e), v[str(seed)]) for e, v in summary["curve"].items() if str(seed) in v]
+        ax.plot(*zip(*points), marker="o", label=f"seed {seed}")
+    ax.axhline(PAPER_PARZEN[0], color="black", ls="--", lw=1, label="paper, Table 1 (225)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Parzen log-likelihood of test digits (nats)")
+    ax.set_title("minigan, --config paper")
+    ax.legend()
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Table 1 (Parzen on MNIST) for --config paper over several seeds.")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=250, help="train each seed to this epoch (default 250)")
+    p.add_argument("--every", type=int, default=25, help="score every this many epochs (default 25)")
+    p.add_argument("--runs", default="runs/paper-table1", help="folder of the runs, one seedN/ per seed")
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"), help="where the JSON and plot go")
+    p.add_argument("--data-dir", help="passed to examples/mnist.py and minigan.evaluate")
+    p.add_argument("--collect-only", action="store_true", help="train nothing; summarize the scores there are")
+    args = p.parse_args(argv)
+    runs = Path(args.runs)
+    extra = ["--data-dir", args.data_dir] if args.data_dir else []
+    if not args.collect_only:
+        for seed in args.seeds:
+            train_and_evaluate(runs / f"seed{seed}", seed, args.epochs, args.every, extra)
+    summary = summarize(collect(runs, args.seeds), args.seeds)
+    today = datetime.date.today().isoformat()
+    summary.update(command=" ".join(["python", "benchmarks/paper_table1.py", *(argv or sys.argv[1:])]),
+                   machine={"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                            "numpy": np.__version__, "threads": os.environ.get("OMP_NUM_THREADS", "default")},
+                   date=today)
+    results = Path(args.results)
+    json_path = atomic_write(results / f"paper_table1-{today}.json",
+                             lambda f: f.write(json.dumps(summary, indent=2).encode()))
+    png_path = plot(results / f"paper_table1-{today}.png", summary)
+    print(f"paper config, epoch {summary['epochs']}, seeds {summary['seeds']}: Parzen "
+          f"{summary['parzen_mean']:.1f} (per seed {', '.join(f'{v:.1f}' for v in summary['parzen'])}); "
+          f"paper: {PAPER_PARZEN[0]:.0f} ± {PAPER_PARZEN[1]:.0f}; wrote {json_path}, {png_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
