@@ -106,12 +106,6 @@ def test_adam_kernel_matches_numpy_over_steps(cp, dtype):
     assert_close(p_gpu, p, dtype)
 
 
-def test_zero_grad_kernel(cp):
-    grads = cp.arange(10, dtype=cp.float32)
-    kernels.zero_grad(grads)
-    assert not bool(grads.any())
-
-
 # --- cuBLAS through ctypes ---------------------------------------------------------------------------
 
 
@@ -199,17 +193,17 @@ def on_gpu(cp, arrays):
 
 @pytest.mark.parametrize("use_graph", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k, loss_kind", [(1, "nonsaturating"), (2, "minimax")])
-def test_cuda_step_trains_like_autograd_on_the_cpu(cp, use_graph, dtype, k, loss_kind):
+@pytest.mark.parametrize("k, loss", [(1, "nonsaturating"), (2, "minimax")])
+def test_cuda_step_trains_like_autograd_on_the_cpu(cp, use_graph, dtype, k, loss):
     (G, D), (G2, D2) = cpu_and_cuda_players(dtype)
     opt_G, opt_D = gan.build_optimizers(REFERENCE, G, D)
-    trainer = FusedTrainer(G2, D2, k=k, loss_kind=loss_kind, use_graph=use_graph)
+    trainer = FusedTrainer(G2, D2, k=k, loss=loss, use_graph=use_graph)
     rng = np.random.default_rng(1)
     for _ in range(4):
         xs, zs = batches(rng, 32, k, dtype)
         data, noise = iter(xs), iter(zs)
         expected = gan.train_iteration(G, D, opt_G, opt_D, lambda: Tensor(next(data)), lambda: Tensor(next(noise)),
-                                       k, loss_kind)
+                                       k, loss)
         stats = trainer.iteration(on_gpu(cp, xs), on_gpu(cp, zs))
         rtol = 1e-4 if dtype == np.float32 else 1e-9
         for key in expected:
@@ -222,7 +216,7 @@ def test_cuda_step_trains_like_autograd_on_the_cpu(cp, use_graph, dtype, k, loss
             np.testing.assert_allclose(q.data.get(), p.data, rtol=1e-4, atol=0.1 * 2e-4)
     assert int(trainer.D.adam_scalars[kernels.STEP].get()) == 4 * k  # counted on the device, every replay
     if use_graph:
-        assert trainer.runner.graph is not None and not trainer.runner.failed
+        assert trainer.cuda.runner.graph is not None and not trainer.cuda.runner.failed
 
 
 # --- graph replay ----------------------------------------------------------------------------------
@@ -250,14 +244,14 @@ def assert_same_training(cp, a, b, iterations, m=64, k=1, dtype=np.float32, rtol
 def test_graph_replay_matches_eager_over_iterations(cp, k):
     eager, graphed = twin_trainers(k=k)
     assert_same_training(cp, eager, graphed, iterations=6, k=k)
-    assert graphed.runner.graph is not None and not graphed.runner.failed
+    assert graphed.cuda.runner.graph is not None and not graphed.cuda.runner.failed
 
 
 def test_graph_is_recaptured_when_the_batch_size_changes(cp):
     eager, graphed = twin_trainers()
     for m in (64, 16, 64):
         assert_same_training(cp, eager, graphed, iterations=3, m=m)
-        assert graphed.runner.graph is not None
+        assert graphed.cuda.runner.graph is not None
 
 
 SPIN = r"""
@@ -322,7 +316,7 @@ def test_fallback_to_eager_with_one_warning_when_capture_fails(cp, monkeypatch):
         assert_same_training(cp, eager, graphed, iterations=5)
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1 and "capture refused for this test" in messages[0]
-    assert graphed.runner.failed and graphed.runner.graph is None
+    assert graphed.cuda.runner.failed and graphed.cuda.runner.graph is None
 
 
 def test_fallback_when_cupy_refuses_a_library_call_during_capture(cp):
@@ -336,8 +330,8 @@ def test_fallback_when_cupy_refuses_a_library_call_during_capture(cp):
     graphed.linalg.matmul = cupy_matmul
     with pytest.warns(RuntimeWarning, match="running the step eagerly"):
         assert_same_training(cp, eager, graphed, iterations=4, rtol=1e-5)
-    assert graphed.runner.failed
-    assert not graphed.stream.is_capturing()
+    assert graphed.cuda.runner.failed
+    assert not graphed.cuda.stream.is_capturing()
 
 
 def test_tf32_trainer_runs_close_to_float32(cp):

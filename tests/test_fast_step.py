@@ -39,11 +39,11 @@ def batches(rng, m, k, dtype, x_features=784, z_features=100):
     return xs, zs
 
 
-def autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss_kind):
+def autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss):
     """gan.train_iteration fed with exactly these batches, in the order Algorithm 1 draws them."""
     data, noise = iter(xs), iter(zs)
     return gan.train_iteration(G, D, opt_G, opt_D, lambda: Tensor(next(data)), lambda: Tensor(next(noise)),
-                               k, loss_kind)
+                               k, loss)
 
 
 def assert_params_match(reference_modules, fused_modules, dtype):
@@ -75,15 +75,15 @@ def assert_stats_match(stats, expected, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [1, 2])
-@pytest.mark.parametrize("loss_kind", ["nonsaturating", "minimax"])
-def test_fused_step_trains_exactly_like_train_iteration(dtype, k, loss_kind):
+@pytest.mark.parametrize("loss", ["nonsaturating", "minimax"])
+def test_fused_step_trains_exactly_like_train_iteration(dtype, k, loss):
     (G, D), (G2, D2) = players(dtype)
     opt_G, opt_D = optim.Adam(G.parameters(), lr=LR, betas=BETAS), optim.Adam(D.parameters(), lr=LR, betas=BETAS)
-    trainer = FusedTrainer(G2, D2, k=k, loss_kind=loss_kind, lr=LR, betas=BETAS)
+    trainer = FusedTrainer(G2, D2, k=k, loss=loss, lr=LR, betas=BETAS)
     rng = np.random.default_rng(1)
     for _ in range(3):
         xs, zs = batches(rng, 16, k, dtype)
-        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss_kind)
+        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss)
         stats = trainer.iteration(xs, zs)
         assert_stats_match(stats, expected, dtype)
         # D's gradients are those of its last step; G's of the G step (D is frozen there).
@@ -141,16 +141,16 @@ def small_mlps(draw):
 
 
 @given(mlps=small_mlps(), m=st.integers(1, 6), k=st.integers(1, 2),
-       loss_kind=st.sampled_from(["nonsaturating", "minimax"]))
-def test_any_supported_mlp_trains_like_train_iteration(mlps, m, k, loss_kind):
+       loss=st.sampled_from(["nonsaturating", "minimax"]))
+def test_any_supported_mlp_trains_like_train_iteration(mlps, m, k, loss):
     G, D, noise, data = mlps
     G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
     opt_G, opt_D = optim.Adam(G.parameters(), lr=0.01, betas=BETAS), optim.Adam(D.parameters(), lr=0.01, betas=BETAS)
-    trainer = FusedTrainer(G2, D2, k=k, loss_kind=loss_kind, lr=0.01, betas=BETAS)
+    trainer = FusedTrainer(G2, D2, k=k, loss=loss, lr=0.01, betas=BETAS)
     rng = np.random.default_rng(m)
     for _ in range(2):
         xs, zs = batches(rng, m, k, np.float64, data, noise)
-        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss_kind)
+        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss)
         assert_stats_match(trainer.iteration(xs, zs), expected, np.float64)
     trainer.copy_to_modules()
     assert_params_match((G, D), (G2, D2), np.float64)
@@ -245,8 +245,8 @@ def test_unsupported_players_and_arguments_are_refused_clearly():
         FusedTrainer(G, nn.Sequential(nn.Linear(784, 1), nn.Tanh()))
     with pytest.raises(ValueError, match="G makes 784 features, D reads 5"):
         FusedTrainer(G, nn.Sequential(nn.Linear(5, 1)))
-    with pytest.raises(ValueError, match="unknown loss_kind 'wasserstein'"):
-        FusedTrainer(G, D, loss_kind="wasserstein")
+    with pytest.raises(ValueError, match="unknown loss 'wasserstein'"):
+        FusedTrainer(G, D, loss="wasserstein")
     with pytest.raises(ValueError, match="k must be a positive integer"):
         FusedTrainer(G, D, k=0)
     (G64, _), _ = players(np.float64)
@@ -357,6 +357,7 @@ def test_step_graph_warms_up_eagerly_then_captures_once_and_replays():
     for i in range(1, 6):
         runner.run(counting_step(stream, counter), key=64)
         assert counter["runs"] == i  # every call ran the step exactly once, captured or not
+        assert runner.last == ("eager" if i == 1 else "graph")
     assert stream.captures == 1 and runner.graph is not None and not stream.capturing
     runner.run(counting_step(stream, counter), key=32)  # new batch size: eager again, then recapture
     runner.run(counting_step(stream, counter), key=32)
@@ -372,6 +373,7 @@ def test_step_graph_falls_back_to_eager_with_one_warning():
         for _ in range(5):
             runner.run(counting_step(stream, counter, refuse_capture=True), key=64)
     assert len(caught) == 1 and runner.failed and runner.graph is None
+    assert runner.error == "NotImplementedError: this library refuses stream capture" and runner.last == "eager"
     assert counter["runs"] == 5 and not stream.capturing  # the failed capture was ended
 
 
@@ -382,7 +384,7 @@ def test_step_graph_disabled_runs_eagerly():
     runner = graph.StepGraph(stream, enabled=False)
     for _ in range(3):
         runner.run(counting_step(stream, counter), key=64)
-    assert counter["runs"] == 3 and stream.captures == 0
+    assert counter["runs"] == 3 and stream.captures == 0 and runner.last == "eager"
 
 
 # --- handing over between the fused and the autograd path (checkpoints, resume) ----------------------
