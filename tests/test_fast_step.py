@@ -418,3 +418,152 @@ def test_optimizer_state_round_trips_between_the_fused_and_autograd_paths():
         for name in ("exp_avg", "exp_avg_sq"):
             for a, b in zip(ours.state[name], theirs.state[name]):
                 np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-18)
+
+
+# --- the engine choice and FusedIteration (what examples/mnist.py calls) -----------------------------
+
+from minigan import fast  # noqa: E402
+from minigan.fast import engine as engine_module  # noqa: E402
+
+
+@pytest.mark.parametrize("requested, device, config_name, update, expected", [
+    ("auto", "cpu", "reference", "alternating", "autograd"),
+    ("auto", "cuda", "reference", "alternating", "fused"),
+    ("auto", "cuda:1", "reference", "alternating", "fused"),
+    ("auto", "cuda", "paper", "alternating", "autograd"),
+    ("auto", "cuda", "reference", "simultaneous", "autograd"),
+    ("fused", "cpu", "reference", "alternating", "fused"),
+    ("autograd", "cuda", "reference", "alternating", "autograd"),
+    ("autograd", "cpu", "paper", "simultaneous", "autograd"),
+])
+def test_resolve_engine(requested, device, config_name, update, expected):
+    assert fast.resolve_engine(requested=requested, device=device, config_name=config_name, update=update) == expected
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"requested": "fused", "config_name": "paper"}, "not the 'paper' config; use the autograd engine"),
+    ({"requested": "fused", "update": "simultaneous"}, "not the simultaneous update; use the autograd engine"),
+    ({"requested": "jax"}, "unknown engine 'jax'"),
+    ({"config_name": "dcgan"}, "unknown config 'dcgan'"),
+    ({"update": "lookahead"}, "unknown update 'lookahead'"),
+])
+def test_resolve_engine_refuses_in_one_line(kwargs, message):
+    arguments = dict(requested="auto", device="cuda", config_name="reference", update="alternating") | kwargs
+    with pytest.raises(ValueError) as info:
+        fast.resolve_engine(**arguments)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_resolve_engine_refuses_an_unknown_device():
+    with pytest.raises(backend.DeviceError, match="unknown device 'gpu'"):
+        fast.resolve_engine("auto", "gpu", "reference", "alternating")
+
+
+class Samplers:
+    """sample_data / sample_noise_batch over a seeded generator, logging the order of the draws."""
+
+    def __init__(self, seed, m=8, dtype=np.float64):
+        self.rng, self.m, self.dtype, self.log = np.random.default_rng(seed), m, dtype, []
+
+    def data(self):
+        self.log.append("x")
+        return Tensor(np.tanh(self.rng.standard_normal((self.m, 784))).astype(self.dtype))
+
+    def noise(self):
+        self.log.append("z")
+        return Tensor(self.rng.standard_normal((self.m, 100)).astype(self.dtype))
+
+
+def engines(dtype=np.float64, k=2, loss="minimax"):
+    """The same players twice, with Adam from the reference config: (autograd's, the fused iteration's)."""
+    (G, D), (G2, D2) = players(dtype)
+    opts = gan.build_optimizers(REFERENCE, G, D), gan.build_optimizers(REFERENCE, G2, D2)
+    iteration = fast.FusedIteration(G2, D2, *opts[1], k=k, loss=loss, graph=True, tf32=False)
+    return (G, D, *opts[0]), (G2, D2, *opts[1]), iteration
+
+
+def assert_same_run(reference, fused, dtype=np.float64):
+    assert_params_match(reference[:2], fused[:2], dtype)
+    for ours, theirs in zip(fused[2:], reference[2:]):
+        assert ours.steps == theirs.steps
+        for name in ("exp_avg", "exp_avg_sq"):
+            for a, b in zip(ours.state[name], theirs.state[name]):
+                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-18)
+
+
+def test_fused_iteration_is_train_iteration_with_the_same_draws():
+    k, loss = 2, "minimax"
+    reference, fused, iteration = engines(k=k, loss=loss)
+    assert iteration.trainer is None and iteration.description == "fused, NumPy"  # nothing built yet
+    a, b = Samplers(7), Samplers(7)
+    for _ in range(3):
+        expected = gan.train_iteration(*reference, a.data, a.noise, k, loss)
+        stats = iteration(*fused, b.data, b.noise, k, loss)
+        assert_stats_match(stats, expected, np.float64)
+    assert b.log == a.log == ["z", "x", "z", "x", "z"] * 3  # gan.train_iteration's order, kept
+    iteration.sync()
+    assert_same_run(reference, fused)
+    assert iteration.description == "fused, NumPy" and iteration.failure is None
+
+
+@pytest.mark.parametrize("failing", ["construction", "first step"])
+def test_fused_iteration_falls_back_to_autograd_for_good(monkeypatch, failing):
+    k, loss = 1, "nonsaturating"
+    reference, fused, iteration = engines(k=k, loss=loss)
+    if failing == "construction":
+        def refuse(*args, **kwargs):
+            raise RuntimeError("cuBLAS: could not load libcublas (tried libcublas.so.13)")
+        monkeypatch.setattr(engine_module, "FusedTrainer", refuse)
+    else:
+        def refuse(self, x_batches, z_batches):
+            raise RuntimeError("cuBLAS: could not load libcublas (tried libcublas.so.13)")
+        monkeypatch.setattr(FusedTrainer, "iteration", refuse)
+    a, b = Samplers(3), Samplers(3)
+    with pytest.warns(RuntimeWarning) as caught:
+        for _ in range(3):
+            expected = gan.train_iteration(*reference, a.data, a.noise, k, loss)
+            assert_stats_match(iteration(*fused, b.data, b.noise, k, loss), expected, np.float64)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert message == ("the fused step failed (RuntimeError: cuBLAS: could not load libcublas (tried "
+                       "libcublas.so.13)); training on with the autograd engine")
+    assert iteration.description == "autograd (fused step failed: RuntimeError: cuBLAS: could not load " \
+                                    "libcublas (tried libcublas.so.13))"
+    assert b.log == a.log
+    iteration.sync()  # a no-op: the modules and optimizers are autograd's own
+    assert_same_run(reference, fused)
+
+
+def test_a_failure_after_the_first_step_is_not_swallowed(monkeypatch):
+    reference, fused, iteration = engines(k=1, loss="nonsaturating")
+    samplers = Samplers(4)
+    iteration(*fused, samplers.data, samplers.noise, 1, "nonsaturating")
+
+    def fail(self, x_batches, z_batches):
+        raise FloatingPointError("a kernel wrote NaN")
+
+    monkeypatch.setattr(FusedTrainer, "iteration", fail)
+    with pytest.raises(FloatingPointError, match="a kernel wrote NaN"):
+        iteration(*fused, samplers.data, samplers.noise, 1, "nonsaturating")
+    assert iteration.failure is None
+
+
+def test_fused_iteration_refuses_what_it_cannot_run():
+    reference, fused, iteration = engines(k=1, loss="nonsaturating")
+    G, D, opt_G, opt_D = fused
+    with pytest.raises(ValueError, match="the fused step runs Adam, but opt_D is SGD"):
+        fast.FusedIteration(G, D, opt_G, optim.SGD(D.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        fast.FusedIteration(G, D, opt_G, opt_D, loss="hinge")
+    samplers = Samplers(5)
+    with pytest.raises(ValueError, match="other players, optimizers, k or loss"):
+        iteration(G, D, opt_G, opt_D, samplers.data, samplers.noise, 2, "nonsaturating")
+    with pytest.raises(ValueError, match="other players, optimizers, k or loss"):
+        iteration(*reference, samplers.data, samplers.noise, 1, "nonsaturating")
+
+
+def test_cpu_trainer_reports_how_it_runs():
+    (G, D), _ = players(np.float32)
+    trainer = FusedTrainer(G, D)
+    trainer.iteration(*batches(np.random.default_rng(8), 4, 1, np.float32))
+    assert trainer.captured is False and trainer.mode == "NumPy"

@@ -3,14 +3,24 @@
 Nothing in the autograd (tensor.py, nn.py, optim.py, gan.py) depends on this package; it computes
 the same maths as gan.train_iteration with optim.Adam, and tests/test_fast_*.py hold it to that.
 
-    from minigan.fast import FusedTrainer
+    from minigan import fast
+    engine = fast.resolve_engine("auto", device="cuda", config_name="reference", update="alternating")
+    iterate = fast.FusedIteration(G, D, opt_G, opt_D, k=1, loss="nonsaturating")  # or gan.train_iteration
+    stats = iterate(G, D, opt_G, opt_D, sample_data, sample_noise_batch, 1, "nonsaturating")
+    iterate.sync()  # weights and Adam state back into G, D and the optimizers
 
-kernels.py   the fused ops, a NumPy and a CuPy version of each
+engine.py    resolve_engine, and FusedIteration: the fused step behind gan.train_iteration's signature,
+             falling back to it if the fused step cannot be built or fails on its first call
 step.py      FusedTrainer: flat buffers, the hand-derived forward and backward, Algorithm 1
+kernels.py   the fused ops, a NumPy and a CuPy twin of each readable op they replace
 cublas.py    GEMMs through cuBLAS via ctypes (CUDA only, imported lazily)
-graph.py     capture of the whole step into a CUDA graph, with an eager fallback (CUDA only)
+graph.py     the CUDA plumbing: the step's stream, and its capture into a CUDA graph with an
+             eager fallback (CUDA only, imported lazily)
+
+The GPU measurements these choices rest on are in docs/gpu.md.
 """
 
+from .engine import FusedIteration, resolve_engine
 from .step import FusedTrainer
 
-__all__ = ["FusedTrainer"]
+__all__ = ["FusedIteration", "FusedTrainer", "resolve_engine"]
