@@ -567,3 +567,41 @@ def test_cpu_trainer_reports_how_it_runs():
     trainer = FusedTrainer(G, D)
     trainer.iteration(*batches(np.random.default_rng(8), 4, 1, np.float32))
     assert trainer.captured is False and trainer.mode == "NumPy"
+
+
+# --- benchmarks/bench_step.py: what it says when it cannot run, and eager rows ----------------------
+
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_step_without_torch_is_one_line_naming_the_extra():
+    shim = ("import runpy, sys; sys.modules['torch'] = None; "  # makes `import torch` raise ImportError
+            "sys.argv = ['bench_step.py', '--device', 'cpu']; "
+            "runpy.run_path('benchmarks/bench_step.py', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", shim], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode != 0
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert 'pip install -e ".[bench]"' in err and "PyTorch" in err
+
+
+def test_bench_step_marks_a_fast_row_that_ran_eagerly(capsys):
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_step
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    row = {"median_ms": 1.0, "p25_ms": 0.9, "p75_ms": 1.1, "cpu_median_ms": 1.0, "ratio_to_peer": None}
+    results = [dict(row, implementation="minigan fast", batch_size=64, captured=True, graph_expected=True),
+               dict(row, implementation="minigan fast", batch_size=128, captured=False, graph_expected=True,
+                    mode="eager (CUDA graph capture failed: NotImplementedError: cuRAND)"),
+               dict(row, implementation="minigan", batch_size=64, captured=False, graph_expected=False)]
+    bench_step.print_table(results, [64, 128], "test")
+    out = capsys.readouterr().out
+    assert out.count("EAGER") == 2  # the B=128 cell, and the warning line under the table
+    assert "WARNING: minigan fast at B=128 ran EAGER, not as a CUDA graph: eager (CUDA graph capture failed" in out
+    assert [bench_step.ran_eager(r) for r in results] == [False, True, False]
