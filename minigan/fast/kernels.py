@@ -51,7 +51,8 @@ def bias_leaky_relu(h, bias, slope: float, scratch=None) -> None:
 
     NumPy computes it as max(h, slope·h), equal to where(h > 0, h, slope·h) for 0 < slope ≤ 1,
     in two vectorised passes. On 8192×1024 float32 with one thread (NumPy 2.4, 2026-11-23, a
-    shared Xeon): multiply + maximum 50 ms, np.where 185 ms, a masked multiply (`where=`) 210 ms.
+    shared Xeon, best of 7): multiply + maximum 50 ms, np.where 185 ms, a masked multiply (`where=`)
+    210 ms, so the other two are about 4 times slower.
     `scratch` (NumPy only) is a buffer like h.
     """
     if _on_gpu(h):
