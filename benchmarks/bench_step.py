@@ -9,8 +9,13 @@ with its Adam update, in float32.
 
 Rows: "minigan" (gan.train_iteration, the readable path), "torch" (benchmarks/torch_reference.py,
 eager), and "minigan fast" when minigan.fast.FusedTrainer exists. On CUDA also "minigan TF32" and
-"torch TF32" (float32 storage, TF32 tensor-core GEMMs) and "torch cuda graph": the whole iteration
-captured once with torch.cuda.graph and capturable Adam, then replayed, the strongest torch peer.
+"torch TF32" (float32 storage, TF32 tensor-core GEMMs), "minigan fast TF32", and "torch cuda graph":
+the whole iteration captured once with torch.cuda.graph and capturable Adam, then replayed, the
+strongest torch peer. Every row records whether it ran as a captured CUDA graph (`captured` in the
+JSON); a fast row that should have been captured and ran eagerly is marked EAGER in the table.
+
+Needs PyTorch, the peer it is timed against: pip install -e ".[bench]" (on a machine with a CUDA
+build of torch already, keep that one; see README).
 
 Method, chosen so that the numbers compare like with like:
 - every implementation starts from the same weights (minigan's, copied into torch) and trains on
@@ -95,7 +100,12 @@ from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
+
+try:
+    import torch  # noqa: E402
+except ImportError as _error:  # one line naming the extra, not a traceback
+    raise SystemExit(f"bench_step: PyTorch, the peer this benchmark times against, is missing "
+                     f"({' '.join(str(_error).split())}); install it with pip install -e \".[bench]\"") from None
 
 import minigan  # noqa: E402
 from minigan import Tensor, backend, gan  # noqa: E402
@@ -126,21 +136,21 @@ def limit_threads(threads: int) -> str:
 class Setup:
     batch_size: int
     k: int
-    loss_kind: str
+    loss: str
     device: str
     weights: dict  # {"G": state_dict, "D": state_dict}, minigan's layout, float32
     data: list  # k data batches, (B, 784) float32 in [-1, 1]
     noise: list  # k + 1 noise batches, (B, 100) float32
 
 
-def make_setup(batch_size, k, loss_kind, device, seed) -> Setup:
+def make_setup(batch_size, k, loss, device, seed) -> Setup:
     backend.manual_seed(seed)
     config = gan.CONFIGS["reference"]
     G, D = gan.build_generator(config), gan.build_discriminator(config)
     rng = np.random.default_rng(seed)
     data = [rng.uniform(-1, 1, (batch_size, 784)).astype(np.float32) for _ in range(k)]
     noise = [rng.standard_normal((batch_size, 100), dtype=np.float32) for _ in range(k + 1)]
-    return Setup(batch_size, k, loss_kind, device, {"G": G.state_dict(), "D": D.state_dict()}, data, noise)
+    return Setup(batch_size, k, loss, device, {"G": G.state_dict(), "D": D.state_dict()}, data, noise)
 
 
 # --- the implementations -----------------------------------------------------------------------
@@ -159,6 +169,9 @@ class Runner:
     # Switched on around each block of iterations, outside the clock (TF32 on or off).
     precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     keep: list = field(default_factory=list)  # objects the closures need alive
+    captured: Callable[[], bool] = lambda: False  # whether the latest iteration ran as a CUDA graph
+    graph_expected: bool = False  # a row meant to run captured: running eagerly is a failure to see
+    mode: Callable[[], str] | None = None  # how it ran, in words (the fast rows)
 
 
 def _synchronize_cupy():
@@ -218,7 +231,7 @@ def make_minigan(setup: Setup, tf32: bool = False) -> Runner:
     def iteration():
         data, noise = iter(xs), iter(zs)
         return gan.train_iteration(G, D, opt_G, opt_D, lambda: next(data), lambda: next(noise),
-                                   setup.k, setup.loss_kind)
+                                   setup.k, setup.loss)
 
     cuda = setup.device != "cpu"
     return Runner("minigan TF32" if tf32 else "minigan", iteration,
@@ -226,7 +239,7 @@ def make_minigan(setup: Setup, tf32: bool = False) -> Runner:
                   precision=(lambda: cupy_tf32(tf32)) if cuda else contextlib.nullcontext)
 
 
-def make_minigan_fast(setup: Setup) -> Runner:
+def make_minigan_fast(setup: Setup, tf32: bool = False) -> Runner:
     try:
         from minigan.fast import FusedTrainer
     except (ImportError, AttributeError) as error:
@@ -234,15 +247,19 @@ def make_minigan_fast(setup: Setup) -> Runner:
     G, D = _minigan_players(setup)
     xs = [backend.to_device(x, setup.device) for x in setup.data]
     zs = [backend.to_device(z, setup.device) for z in setup.noise]
+    cuda = setup.device != "cpu"
+    if tf32 and not cuda:
+        raise Unavailable("TF32 needs a GPU")
     try:  # one iteration here, so that a trainer that cannot run on this device says so now
-        trainer = FusedTrainer(G, D, k=setup.k, loss_kind=setup.loss_kind, lr=2e-4, betas=(0.5, 0.999))
+        trainer = FusedTrainer(G, D, k=setup.k, loss=setup.loss, lr=2e-4, betas=(0.5, 0.999), tf32=tf32)
         trainer.iteration(xs, zs)
     except Exception as error:  # e.g. a CUDA-only trainer asked for the CPU
         raise Unavailable(f"FusedTrainer failed here: {type(error).__name__}: {error}") from None
-    cuda = setup.device != "cpu"
-    return Runner("minigan fast", lambda: trainer.iteration(xs, zs),
-                  _synchronize_cupy if cuda else _nothing,
-                  peer="torch cuda graph" if cuda else "torch", keep=[trainer])
+    name = "minigan fast TF32" if tf32 else "minigan fast"
+    peer = ("torch TF32" if tf32 else "torch cuda graph") if cuda else "torch"
+    return Runner(name, lambda: trainer.iteration(xs, zs), _synchronize_cupy if cuda else _nothing,
+                  peer=peer, keep=[trainer], captured=lambda: trainer.captured, graph_expected=cuda,
+                  mode=lambda: trainer.mode)
 
 
 def _torch_players(setup: Setup, capturable=False):
@@ -257,7 +274,7 @@ def _torch_players(setup: Setup, capturable=False):
     def iteration():
         data, noise = iter(xs), iter(zs)
         return torch_reference.train_iteration(G, D, opt_G, opt_D, lambda: next(data), lambda: next(noise),
-                                               setup.k, setup.loss_kind)
+                                               setup.k, setup.loss)
 
     return iteration, (G, D, opt_G, opt_D, xs, zs)
 
@@ -293,7 +310,8 @@ def make_torch_cuda_graph(setup: Setup) -> Runner:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             iteration()
-    return Runner("torch cuda graph", graph.replay, _synchronize_torch, keep=[graph, *keep])
+    return Runner("torch cuda graph", graph.replay, _synchronize_torch, keep=[graph, *keep],
+                  captured=lambda: True, graph_expected=True)
 
 
 def factories(device: str) -> dict[str, Callable[[Setup], Runner]]:
@@ -302,6 +320,7 @@ def factories(device: str) -> dict[str, Callable[[Setup], Runner]]:
     if device != "cpu":
         rows.update({
             "minigan TF32": lambda setup: make_minigan(setup, tf32=True),
+            "minigan fast TF32": lambda setup: make_minigan_fast(setup, tf32=True),
             "torch TF32": lambda setup: make_torch(setup, tf32=True),
             "torch cuda graph": make_torch_cuda_graph,
         })
@@ -470,6 +489,11 @@ def machine_description(device: str, thread_control: str) -> dict:
 # --- output ------------------------------------------------------------------------------------
 
 
+def ran_eager(row: dict) -> bool:
+    """A row meant to replay a CUDA graph that ran its timed iterations eagerly instead."""
+    return bool(row.get("graph_expected")) and not row.get("captured")
+
+
 def print_table(results: list[dict], batch_sizes: list[int], title: str) -> None:
     names = list(dict.fromkeys(r["implementation"] for r in results))
     by_key = {(r["implementation"], r["batch_size"]): r for r in results}
@@ -484,13 +508,18 @@ def print_table(results: list[dict], batch_sizes: list[int], title: str) -> None
 
     def time_cell(r):
         cell = f"{r['median_ms']:.2f} [{r['p25_ms']:.1f}-{r['p75_ms']:.1f}]"
-        return cell + (f" ({r['ratio_to_peer']:.2f}x)" if r.get("ratio_to_peer") is not None else "")
+        cell += f" ({r['ratio_to_peer']:.2f}x)" if r.get("ratio_to_peer") is not None else ""
+        return cell + (" EAGER" if ran_eager(r) else "")
 
     print(f"\n{title}")
     print_rows("median ms per iteration [interquartile range] (ratio to the peer row)", time_cell)
     peers = {r["implementation"]: r["peer"] for r in results if r.get("peer")}
     if peers:
         print("peers: " + ", ".join(f"{n} / {p}" for n, p in peers.items()))
+    for r in results:
+        if ran_eager(r):
+            print(f"WARNING: {r['implementation']} at B={r['batch_size']} ran EAGER, not as a CUDA graph: "
+                  f"{r.get('mode') or 'no reason recorded'}")
     print_rows("\nCPU time of the process per iteration, median ms (all threads; the steadier number on a busy machine)",
                lambda r: f"{r['cpu_median_ms']:.2f}")
     if any(r.get("peak_memory_mb") is not None for r in results):
@@ -584,6 +613,10 @@ def main(args) -> None:
                    **summarize(times[runner.name])}
             row["ratio_to_peer"] = (medians[runner.name] / medians[runner.peer]
                                     if runner.peer in medians else None)
+            # Asked after the timed iterations: did the last of them replay a CUDA graph?
+            row["captured"], row["graph_expected"] = bool(runner.captured()), runner.graph_expected
+            if runner.mode is not None:
+                row["mode"] = runner.mode()
             if device == "cpu" and not args.no_memory:
                 memory[runner.name] = cpu_memory_in_subprocess(runner.name, args, batch_size)
             row.update(memory.get(runner.name, {}))
@@ -605,7 +638,7 @@ def main(args) -> None:
     stem = f"bench_step-{device.replace(':', '')}-{started:%Y%m%d-%H%M%S}"
     report = {
         "benchmark": "bench_step", "date": started.isoformat(timespec="seconds"), "machine": machine,
-        "settings": {"batch_sizes": args.batch_sizes, "k": args.k, "loss_kind": args.loss,
+        "settings": {"batch_sizes": args.batch_sizes, "k": args.k, "loss": args.loss,
                      "dtype": "float32", "iters": args.iters, "min_iters": args.min_iters,
                      "time_budget_s": args.time_budget, "warmup": args.warmup, "block": args.block,
                      "seed": args.seed, "data": "fixed random batches: uniform [-1, 1] data, N(0, I) noise"},

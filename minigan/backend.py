@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 CUPY_INSTALL_HINT = (
-    "pip install 'minigan[cuda]' (cupy-cuda12x), or cupy-cuda13x on a CUDA 13 machine"
+    "pip install -e '.[cuda12]' (cupy-cuda12x) or -e '.[cuda13]' (cupy-cuda13x), matching the CUDA major "
+    "version nvidia-smi shows"
 )
 
 
@@ -40,8 +41,12 @@ def import_cupy():
     """Import CuPy and check that a GPU is visible, or raise one clear DeviceError."""
     try:
         import cupy
-    except ImportError:
-        raise DeviceError(f"device 'cuda' needs CuPy, which is not installed: {CUPY_INSTALL_HINT}") from None
+    except ModuleNotFoundError as error:
+        if error.name == "cupy":
+            raise DeviceError(f"device 'cuda' needs CuPy, which is not installed: {CUPY_INSTALL_HINT}") from None
+        raise _broken_cupy(error) from error
+    except ImportError as error:  # installed but broken: the cause (say, a missing libcudart) is the news
+        raise _broken_cupy(error) from error
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CUDA driver missing or broken
@@ -49,6 +54,13 @@ def import_cupy():
     if count == 0:
         raise DeviceError("device 'cuda' needs a CUDA GPU, but CuPy found none")
     return cupy
+
+
+def _broken_cupy(error: ImportError) -> DeviceError:
+    cause = " ".join(str(error).split())  # one line, whatever the loader printed
+    return DeviceError(f"device 'cuda' needs CuPy, which is installed but fails to import "
+                       f"({type(error).__name__}: {cause}); is the cupy-cudaNNx wheel the one for this "
+                       f"machine's CUDA major version?")
 
 
 def usable_device(device) -> str:

@@ -144,3 +144,48 @@ def test_tensor_keeps_float_dtypes_and_makes_others_float32():
     assert Tensor([1.0], dtype=np.float64).dtype == np.float64
     assert Tensor([1.0, 2.0]).dtype == np.float32
     assert Tensor(np.float64(3.0)).dtype == np.float64  # a NumPy scalar keeps its dtype
+
+
+# --- why CUDA is unusable: the cause, not a guess ----------------------------------------------------
+
+
+def refuse_import(monkeypatch, name, error):
+    """Make `import name` raise `error`, whether or not the module is installed here."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(module, *args, **kwargs):
+        if module == name or module.startswith(name + "."):
+            raise error
+        return real_import(module, *args, **kwargs)
+
+    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        monkeypatch.delitem(sys.modules, loaded)
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+def test_a_broken_cupy_is_reported_with_its_cause_not_as_missing(monkeypatch):
+    refuse_import(monkeypatch, "cupy", ImportError("libcudart.so.13: cannot open shared object file"))
+    with pytest.raises(DeviceError) as info:
+        backend.import_cupy()
+    message = str(info.value)
+    assert "libcudart.so.13: cannot open shared object file" in message
+    assert "not installed" not in message and "fails to import" in message
+    assert "\n" not in message
+    assert not backend.cuda_available()
+
+
+def test_a_missing_cupy_says_not_installed_and_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` raises ModuleNotFoundError(name="cupy")
+    with pytest.raises(DeviceError) as info:
+        backend.usable_device("cuda")
+    message = str(info.value)
+    assert "which is not installed" in message and ".[cuda12]" in message and ".[cuda13]" in message
+
+
+def test_a_missing_module_inside_cupy_is_a_broken_install(monkeypatch):
+    error = ModuleNotFoundError("No module named 'cupy_backends.cuda'", name="cupy_backends.cuda")
+    refuse_import(monkeypatch, "cupy", error)
+    with pytest.raises(DeviceError, match=r"fails to import \(ModuleNotFoundError: No module named 'cupy_backends.cuda'\)"):
+        backend.import_cupy()

@@ -208,13 +208,6 @@ def test_adam_scalars_hold_the_step_and_both_bias_corrections():
     assert scalars[kernels.BIAS_CORRECTION2_SQRT] == pytest.approx(np.sqrt(1 - 0.999 ** 3), rel=1e-15)
 
 
-def test_zero_grad_clears_the_whole_flat_buffer():
-    grads = np.arange(10, dtype=np.float32)
-    view = grads[2:6].reshape(2, 2)
-    kernels.zero_grad(grads)
-    assert not grads.any() and not view.any()
-
-
 # --- NumPy linear algebra --------------------------------------------------------------------------
 
 

@@ -39,11 +39,11 @@ def batches(rng, m, k, dtype, x_features=784, z_features=100):
     return xs, zs
 
 
-def autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss_kind):
+def autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss):
     """gan.train_iteration fed with exactly these batches, in the order Algorithm 1 draws them."""
     data, noise = iter(xs), iter(zs)
     return gan.train_iteration(G, D, opt_G, opt_D, lambda: Tensor(next(data)), lambda: Tensor(next(noise)),
-                               k, loss_kind)
+                               k, loss)
 
 
 def assert_params_match(reference_modules, fused_modules, dtype):
@@ -75,15 +75,15 @@ def assert_stats_match(stats, expected, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [1, 2])
-@pytest.mark.parametrize("loss_kind", ["nonsaturating", "minimax"])
-def test_fused_step_trains_exactly_like_train_iteration(dtype, k, loss_kind):
+@pytest.mark.parametrize("loss", ["nonsaturating", "minimax"])
+def test_fused_step_trains_exactly_like_train_iteration(dtype, k, loss):
     (G, D), (G2, D2) = players(dtype)
     opt_G, opt_D = optim.Adam(G.parameters(), lr=LR, betas=BETAS), optim.Adam(D.parameters(), lr=LR, betas=BETAS)
-    trainer = FusedTrainer(G2, D2, k=k, loss_kind=loss_kind, lr=LR, betas=BETAS)
+    trainer = FusedTrainer(G2, D2, k=k, loss=loss, lr=LR, betas=BETAS)
     rng = np.random.default_rng(1)
     for _ in range(3):
         xs, zs = batches(rng, 16, k, dtype)
-        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss_kind)
+        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss)
         stats = trainer.iteration(xs, zs)
         assert_stats_match(stats, expected, dtype)
         # D's gradients are those of its last step; G's of the G step (D is frozen there).
@@ -141,16 +141,16 @@ def small_mlps(draw):
 
 
 @given(mlps=small_mlps(), m=st.integers(1, 6), k=st.integers(1, 2),
-       loss_kind=st.sampled_from(["nonsaturating", "minimax"]))
-def test_any_supported_mlp_trains_like_train_iteration(mlps, m, k, loss_kind):
+       loss=st.sampled_from(["nonsaturating", "minimax"]))
+def test_any_supported_mlp_trains_like_train_iteration(mlps, m, k, loss):
     G, D, noise, data = mlps
     G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
     opt_G, opt_D = optim.Adam(G.parameters(), lr=0.01, betas=BETAS), optim.Adam(D.parameters(), lr=0.01, betas=BETAS)
-    trainer = FusedTrainer(G2, D2, k=k, loss_kind=loss_kind, lr=0.01, betas=BETAS)
+    trainer = FusedTrainer(G2, D2, k=k, loss=loss, lr=0.01, betas=BETAS)
     rng = np.random.default_rng(m)
     for _ in range(2):
         xs, zs = batches(rng, m, k, np.float64, data, noise)
-        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss_kind)
+        expected = autograd_iteration(G, D, opt_G, opt_D, xs, zs, k, loss)
         assert_stats_match(trainer.iteration(xs, zs), expected, np.float64)
     trainer.copy_to_modules()
     assert_params_match((G, D), (G2, D2), np.float64)
@@ -245,8 +245,8 @@ def test_unsupported_players_and_arguments_are_refused_clearly():
         FusedTrainer(G, nn.Sequential(nn.Linear(784, 1), nn.Tanh()))
     with pytest.raises(ValueError, match="G makes 784 features, D reads 5"):
         FusedTrainer(G, nn.Sequential(nn.Linear(5, 1)))
-    with pytest.raises(ValueError, match="unknown loss_kind 'wasserstein'"):
-        FusedTrainer(G, D, loss_kind="wasserstein")
+    with pytest.raises(ValueError, match="unknown loss 'wasserstein'"):
+        FusedTrainer(G, D, loss="wasserstein")
     with pytest.raises(ValueError, match="k must be a positive integer"):
         FusedTrainer(G, D, k=0)
     (G64, _), _ = players(np.float64)
@@ -357,6 +357,7 @@ def test_step_graph_warms_up_eagerly_then_captures_once_and_replays():
     for i in range(1, 6):
         runner.run(counting_step(stream, counter), key=64)
         assert counter["runs"] == i  # every call ran the step exactly once, captured or not
+        assert runner.last == ("eager" if i == 1 else "graph")
     assert stream.captures == 1 and runner.graph is not None and not stream.capturing
     runner.run(counting_step(stream, counter), key=32)  # new batch size: eager again, then recapture
     runner.run(counting_step(stream, counter), key=32)
@@ -372,6 +373,7 @@ def test_step_graph_falls_back_to_eager_with_one_warning():
         for _ in range(5):
             runner.run(counting_step(stream, counter, refuse_capture=True), key=64)
     assert len(caught) == 1 and runner.failed and runner.graph is None
+    assert runner.error == "NotImplementedError: this library refuses stream capture" and runner.last == "eager"
     assert counter["runs"] == 5 and not stream.capturing  # the failed capture was ended
 
 
@@ -382,7 +384,7 @@ def test_step_graph_disabled_runs_eagerly():
     runner = graph.StepGraph(stream, enabled=False)
     for _ in range(3):
         runner.run(counting_step(stream, counter), key=64)
-    assert counter["runs"] == 3 and stream.captures == 0
+    assert counter["runs"] == 3 and stream.captures == 0 and runner.last == "eager"
 
 
 # --- handing over between the fused and the autograd path (checkpoints, resume) ----------------------
@@ -416,3 +418,190 @@ def test_optimizer_state_round_trips_between_the_fused_and_autograd_paths():
         for name in ("exp_avg", "exp_avg_sq"):
             for a, b in zip(ours.state[name], theirs.state[name]):
                 np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-18)
+
+
+# --- the engine choice and FusedIteration (what examples/mnist.py calls) -----------------------------
+
+from minigan import fast  # noqa: E402
+from minigan.fast import engine as engine_module  # noqa: E402
+
+
+@pytest.mark.parametrize("requested, device, config_name, update, expected", [
+    ("auto", "cpu", "reference", "alternating", "autograd"),
+    ("auto", "cuda", "reference", "alternating", "fused"),
+    ("auto", "cuda:1", "reference", "alternating", "fused"),
+    ("auto", "cuda", "paper", "alternating", "autograd"),
+    ("auto", "cuda", "reference", "simultaneous", "autograd"),
+    ("fused", "cpu", "reference", "alternating", "fused"),
+    ("autograd", "cuda", "reference", "alternating", "autograd"),
+    ("autograd", "cpu", "paper", "simultaneous", "autograd"),
+])
+def test_resolve_engine(requested, device, config_name, update, expected):
+    assert fast.resolve_engine(requested=requested, device=device, config_name=config_name, update=update) == expected
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"requested": "fused", "config_name": "paper"}, "not the 'paper' config; use the autograd engine"),
+    ({"requested": "fused", "update": "simultaneous"}, "not the simultaneous update; use the autograd engine"),
+    ({"requested": "jax"}, "unknown engine 'jax'"),
+    ({"config_name": "dcgan"}, "unknown config 'dcgan'"),
+    ({"update": "lookahead"}, "unknown update 'lookahead'"),
+])
+def test_resolve_engine_refuses_in_one_line(kwargs, message):
+    arguments = dict(requested="auto", device="cuda", config_name="reference", update="alternating") | kwargs
+    with pytest.raises(ValueError) as info:
+        fast.resolve_engine(**arguments)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_resolve_engine_refuses_an_unknown_device():
+    with pytest.raises(backend.DeviceError, match="unknown device 'gpu'"):
+        fast.resolve_engine("auto", "gpu", "reference", "alternating")
+
+
+class Samplers:
+    """sample_data / sample_noise_batch over a seeded generator, logging the order of the draws."""
+
+    def __init__(self, seed, m=8, dtype=np.float64):
+        self.rng, self.m, self.dtype, self.log = np.random.default_rng(seed), m, dtype, []
+
+    def data(self):
+        self.log.append("x")
+        return Tensor(np.tanh(self.rng.standard_normal((self.m, 784))).astype(self.dtype))
+
+    def noise(self):
+        self.log.append("z")
+        return Tensor(self.rng.standard_normal((self.m, 100)).astype(self.dtype))
+
+
+def engines(dtype=np.float64, k=2, loss="minimax"):
+    """The same players twice, with Adam from the reference config: (autograd's, the fused iteration's)."""
+    (G, D), (G2, D2) = players(dtype)
+    opts = gan.build_optimizers(REFERENCE, G, D), gan.build_optimizers(REFERENCE, G2, D2)
+    iteration = fast.FusedIteration(G2, D2, *opts[1], k=k, loss=loss, graph=True, tf32=False)
+    return (G, D, *opts[0]), (G2, D2, *opts[1]), iteration
+
+
+def assert_same_run(reference, fused, dtype=np.float64):
+    assert_params_match(reference[:2], fused[:2], dtype)
+    for ours, theirs in zip(fused[2:], reference[2:]):
+        assert ours.steps == theirs.steps
+        for name in ("exp_avg", "exp_avg_sq"):
+            for a, b in zip(ours.state[name], theirs.state[name]):
+                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-18)
+
+
+def test_fused_iteration_is_train_iteration_with_the_same_draws():
+    k, loss = 2, "minimax"
+    reference, fused, iteration = engines(k=k, loss=loss)
+    assert iteration.trainer is None and iteration.description == "fused, NumPy"  # nothing built yet
+    a, b = Samplers(7), Samplers(7)
+    for _ in range(3):
+        expected = gan.train_iteration(*reference, a.data, a.noise, k, loss)
+        stats = iteration(*fused, b.data, b.noise, k, loss)
+        assert_stats_match(stats, expected, np.float64)
+    assert b.log == a.log == ["z", "x", "z", "x", "z"] * 3  # gan.train_iteration's order, kept
+    iteration.sync()
+    assert_same_run(reference, fused)
+    assert iteration.description == "fused, NumPy" and iteration.failure is None
+
+
+@pytest.mark.parametrize("failing", ["construction", "first step"])
+def test_fused_iteration_falls_back_to_autograd_for_good(monkeypatch, failing):
+    k, loss = 1, "nonsaturating"
+    reference, fused, iteration = engines(k=k, loss=loss)
+    if failing == "construction":
+        def refuse(*args, **kwargs):
+            raise RuntimeError("cuBLAS: could not load libcublas (tried libcublas.so.13)")
+        monkeypatch.setattr(engine_module, "FusedTrainer", refuse)
+    else:
+        def refuse(self, x_batches, z_batches):
+            raise RuntimeError("cuBLAS: could not load libcublas (tried libcublas.so.13)")
+        monkeypatch.setattr(FusedTrainer, "iteration", refuse)
+    a, b = Samplers(3), Samplers(3)
+    with pytest.warns(RuntimeWarning) as caught:
+        for _ in range(3):
+            expected = gan.train_iteration(*reference, a.data, a.noise, k, loss)
+            assert_stats_match(iteration(*fused, b.data, b.noise, k, loss), expected, np.float64)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert message == ("the fused step failed (RuntimeError: cuBLAS: could not load libcublas (tried "
+                       "libcublas.so.13)); training on with the autograd engine")
+    assert iteration.description == "autograd (fused step failed: RuntimeError: cuBLAS: could not load " \
+                                    "libcublas (tried libcublas.so.13))"
+    assert b.log == a.log
+    iteration.sync()  # a no-op: the modules and optimizers are autograd's own
+    assert_same_run(reference, fused)
+
+
+def test_a_failure_after_the_first_step_is_not_swallowed(monkeypatch):
+    reference, fused, iteration = engines(k=1, loss="nonsaturating")
+    samplers = Samplers(4)
+    iteration(*fused, samplers.data, samplers.noise, 1, "nonsaturating")
+
+    def fail(self, x_batches, z_batches):
+        raise FloatingPointError("a kernel wrote NaN")
+
+    monkeypatch.setattr(FusedTrainer, "iteration", fail)
+    with pytest.raises(FloatingPointError, match="a kernel wrote NaN"):
+        iteration(*fused, samplers.data, samplers.noise, 1, "nonsaturating")
+    assert iteration.failure is None
+
+
+def test_fused_iteration_refuses_what_it_cannot_run():
+    reference, fused, iteration = engines(k=1, loss="nonsaturating")
+    G, D, opt_G, opt_D = fused
+    with pytest.raises(ValueError, match="the fused step runs Adam, but opt_D is SGD"):
+        fast.FusedIteration(G, D, opt_G, optim.SGD(D.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        fast.FusedIteration(G, D, opt_G, opt_D, loss="hinge")
+    samplers = Samplers(5)
+    with pytest.raises(ValueError, match="other players, optimizers, k or loss"):
+        iteration(G, D, opt_G, opt_D, samplers.data, samplers.noise, 2, "nonsaturating")
+    with pytest.raises(ValueError, match="other players, optimizers, k or loss"):
+        iteration(*reference, samplers.data, samplers.noise, 1, "nonsaturating")
+
+
+def test_cpu_trainer_reports_how_it_runs():
+    (G, D), _ = players(np.float32)
+    trainer = FusedTrainer(G, D)
+    trainer.iteration(*batches(np.random.default_rng(8), 4, 1, np.float32))
+    assert trainer.captured is False and trainer.mode == "NumPy"
+
+
+# --- benchmarks/bench_step.py: what it says when it cannot run, and eager rows ----------------------
+
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_step_without_torch_is_one_line_naming_the_extra():
+    shim = ("import runpy, sys; sys.modules['torch'] = None; "  # makes `import torch` raise ImportError
+            "sys.argv = ['bench_step.py', '--device', 'cpu']; "
+            "runpy.run_path('benchmarks/bench_step.py', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", shim], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode != 0
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert 'pip install -e ".[bench]"' in err and "PyTorch" in err
+
+
+def test_bench_step_marks_a_fast_row_that_ran_eagerly(capsys):
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_step
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    row = {"median_ms": 1.0, "p25_ms": 0.9, "p75_ms": 1.1, "cpu_median_ms": 1.0, "ratio_to_peer": None}
+    results = [dict(row, implementation="minigan fast", batch_size=64, captured=True, graph_expected=True),
+               dict(row, implementation="minigan fast", batch_size=128, captured=False, graph_expected=True,
+                    mode="eager (CUDA graph capture failed: NotImplementedError: cuRAND)"),
+               dict(row, implementation="minigan", batch_size=64, captured=False, graph_expected=False)]
+    bench_step.print_table(results, [64, 128], "test")
+    out = capsys.readouterr().out
+    assert out.count("EAGER") == 2  # the B=128 cell, and the warning line under the table
+    assert "WARNING: minigan fast at B=128 ran EAGER, not as a CUDA graph: eager (CUDA graph capture failed" in out
+    assert [bench_step.ran_eager(r) for r in results] == [False, True, False]

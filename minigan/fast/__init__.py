@@ -3,41 +3,24 @@
 Nothing in the autograd (tensor.py, nn.py, optim.py, gan.py) depends on this package; it computes
 the same maths as gan.train_iteration with optim.Adam, and tests/test_fast_*.py hold it to that.
 
-    from minigan.fast import FusedTrainer
+    from minigan import fast
+    engine = fast.resolve_engine("auto", device="cuda", config_name="reference", update="alternating")
+    iterate = fast.FusedIteration(G, D, opt_G, opt_D, k=1, loss="nonsaturating")  # or gan.train_iteration
+    stats = iterate(G, D, opt_G, opt_D, sample_data, sample_noise_batch, 1, "nonsaturating")
+    iterate.sync()  # weights and Adam state back into G, D and the optimizers
 
-kernels.py   the fused ops, a NumPy and a CuPy version of each
+engine.py    resolve_engine, and FusedIteration: the fused step behind gan.train_iteration's signature,
+             falling back to it if the fused step cannot be built or fails on its first call
 step.py      FusedTrainer: flat buffers, the hand-derived forward and backward, Algorithm 1
+kernels.py   the fused ops, a NumPy and a CuPy twin of each readable op they replace
 cublas.py    GEMMs through cuBLAS via ctypes (CUDA only, imported lazily)
-graph.py     capture of the whole step into a CUDA graph, with an eager fallback (CUDA only)
+graph.py     the CUDA plumbing: the step's stream, and its capture into a CUDA graph with an
+             eager fallback (CUDA only, imported lazily)
+
+The GPU measurements these choices rest on are in docs/gpu.md.
 """
 
+from .engine import FusedIteration, resolve_engine
 from .step import FusedTrainer
 
-__all__ = ["FusedTrainer"]
-
-
-# TEMPORARY stand-in for the engine API that the `fast` branch provides (replaced on merge).
-def resolve_engine(requested, device, config_name, update):
-    if requested == "auto":
-        return "fused" if device != "cpu" and config_name == "reference" and update == "alternating" else "autograd"
-    if requested == "fused" and (config_name != "reference" or update != "alternating"):
-        raise ValueError("--engine fused supports the reference config with the alternating update only")
-    return requested
-
-
-class FusedIteration:
-    def __init__(self, G, D, opt_G, opt_D, k, loss, graph=True, tf32=False):
-        self.trainer = FusedTrainer(G, D, k=k, loss_kind=loss, lr=opt_G.lr, betas=opt_G.betas, eps=opt_G.eps, tf32=tf32)
-        self.trainer.load_optimizer_states(opt_G, opt_D)
-        self.opt_G, self.opt_D = opt_G, opt_D
-
-    def __call__(self, G, D, opt_G, opt_D, sample_data, sample_noise_batch, k, loss):
-        xs, zs = [], []
-        for _ in range(k):
-            zs.append(sample_noise_batch().data)
-            xs.append(sample_data().data)
-        zs.append(sample_noise_batch().data)
-        return self.trainer.iteration(xs, zs)
-
-    def sync(self):
-        self.trainer.copy_to_modules(self.opt_G, self.opt_D)
+__all__ = ["FusedIteration", "FusedTrainer", "resolve_engine"]

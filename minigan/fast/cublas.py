@@ -2,7 +2,7 @@
 
 Why not cupy.matmul: CuPy refuses cuBLAS while a stream is being captured into a CUDA graph
 (NotImplementedError). cuBLAS itself captures fine once its handle has a stream and a workspace of
-our own, both set *before* capture (measured on an H100, /work/shared/notes/GPU.md).
+our own, both set *before* capture (measured on an H100; docs/gpu.md).
 
 Row-major through a column-major library: a C-contiguous (r, c) array is, to cuBLAS, the
 column-major (c, r) matrix, its transpose. So C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ:

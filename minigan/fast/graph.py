@@ -1,8 +1,9 @@
-"""Replaying a whole training step as one CUDA graph: CUDA only, imported only by the CUDA path.
+"""The CUDA plumbing of the fused step: its stream, cuBLAS handle and events (CudaStep), and the
+replay of the whole step as one CUDA graph (StepGraph). CUDA only, imported only by the CUDA path.
 
 A step of the reference GAN is some sixty small kernels; launched one by one from Python, the
 launches cost more than the maths below B ≈ 1024. Captured once into a CUDA graph, the step is a
-single launch. What makes the step capturable (see /work/shared/notes/GPU.md):
+single launch. What makes the step capturable (the measurements are in docs/gpu.md):
 - it allocates nothing and reads its inputs from static buffers, refilled before each replay;
 - no Python number that changes between steps reaches a kernel (Adam's step count is on the device);
 - GEMMs go through our own cuBLAS handle (cublas.py), whose stream and workspace are set beforehand;
@@ -45,6 +46,8 @@ class StepGraph:
         self.enabled = enabled
         self.graph = None
         self.failed = False  # capture failed once: eager from now on
+        self.error = None  # why capture failed, one line
+        self.last = None  # how the latest run ran: "graph" or "eager"
         self._key = None  # the batch size the graph (or warm-up) is for
         self._warm = False
 
@@ -54,16 +57,73 @@ class StepGraph:
         if not self.enabled or self.failed or not self._warm:
             with self.stream:
                 step()
-            self._warm = True
+            self._warm, self.last = True, "eager"
             return
         if self.graph is None:
             try:
                 self.graph = capture(step, self.stream)
             except Exception as error:
-                self.failed = True
-                warnings.warn(f"CUDA graph capture of the training step failed ({type(error).__name__}: "
-                              f"{error}); running the step eagerly from now on", RuntimeWarning, stacklevel=4)
+                self.failed, self.error = True, f"{type(error).__name__}: {' '.join(str(error).split())}"
+                warnings.warn(f"CUDA graph capture of the training step failed ({self.error}); running the "
+                              f"step eagerly from now on", RuntimeWarning, stacklevel=4)
                 with self.stream:  # capture ran nothing, so this iteration still has to happen
                     step()
+                self.last = "eager"
                 return
         self.graph.launch(self.stream)
+        self.last = "graph"
+
+
+class CudaStep:
+    """What the fused step needs on one GPU: a stream of its own, a cuBLAS handle bound to that
+    stream (made here, before any capture), the StepGraph that runs the step, and the events that
+    order the step after the caller's work and the caller's later work after the step."""
+
+    def __init__(self, device_id: int, use_graph: bool = True, tf32: bool = False):
+        import cupy
+
+        from . import cublas
+
+        self.device_id = device_id
+        with cupy.cuda.Device(device_id):
+            self.stream = cupy.cuda.Stream(non_blocking=True)
+            self.linalg = cublas.Cublas(self.stream, tf32=tf32, device_id=device_id)
+            self.runner = StepGraph(self.stream, enabled=use_graph)
+            self._inputs_ready = cupy.cuda.Event(disable_timing=True)
+            self._step_done = cupy.cuda.Event(disable_timing=True)
+
+    def device(self):
+        """A context manager making this GPU the current one."""
+        import cupy
+
+        return cupy.cuda.Device(self.device_id)
+
+    def run(self, step, key, inputs, result):
+        """Copy each (static buffer, given array) of `inputs`, run `step()` on our stream (eagerly
+        or as the graph for `key`), and return a copy of `result`, all without waiting on the host.
+
+        The copies run on the caller's stream, ordered after the work that made the arrays; our
+        stream waits for them, and the caller's stream for our step. The returned copy is made on
+        the caller's stream, so the caller owns that memory.
+        """
+        import cupy
+
+        with self.device():
+            caller = cupy.cuda.get_current_stream()
+            for static, given in inputs:
+                if given is not static:
+                    static[...] = given
+            self._inputs_ready.record(caller)
+            self.stream.wait_event(self._inputs_ready)
+            self.runner.run(step, key=key)
+            self._step_done.record(self.stream)
+            caller.wait_event(self._step_done)
+            return result.copy()
+
+    def caller_waits(self) -> None:
+        """Make the caller's current stream wait for everything queued on ours (before reading
+        our buffers from it)."""
+        import cupy
+
+        with self.device():
+            cupy.cuda.get_current_stream().wait_event(self.stream.record())

@@ -27,24 +27,34 @@ from .. import backend, nn, optim
 from ..tensor import Tensor
 from . import kernels
 
-LOSS_KINDS = ("nonsaturating", "minimax")
+LOSSES = ("nonsaturating", "minimax")  # G's loss: −log D(G(z)), or eq. 3 as written
 
 
 # --- the players, as layers over flat buffers ------------------------------------------------------
 
 
 class _Layer:
+    """One Linear layer and the activation after it, as the two fused kernels that run them:
+    forward(h, bias, scratch) adds the bias and applies the activation to the GEMM's output h,
+    backward(grad, output, scratch) multiplies dL/d(output) by the activation's derivative
+    (None when there is no activation)."""
+
     def __init__(self, linear: nn.Linear, activation: nn.Module | None):
         self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.activation = activation
         if isinstance(activation, nn.LeakyReLU):
             # The kernels use y > 0 ⇔ x > 0 and max(x, slope·x), both true for 0 < slope ≤ 1.
             if not 0 < activation.slope <= 1:
                 raise ValueError(f"FusedTrainer: LeakyReLU slope must be in (0, 1], got {activation.slope}")
-            self.activation, self.slope = "leaky_relu", float(activation.slope)
+            slope = float(activation.slope)
+            self.forward = lambda h, bias, scratch: kernels.bias_leaky_relu(h, bias, slope, scratch)
+            self.backward = lambda grad, y, scratch: kernels.leaky_relu_backward(grad, y, slope, scratch)
         elif isinstance(activation, nn.Tanh):
-            self.activation, self.slope = "tanh", None
+            self.forward = lambda h, bias, scratch: kernels.bias_tanh(h, bias)
+            self.backward = kernels.tanh_backward
         else:
-            self.activation, self.slope = None, None
+            self.forward = lambda h, bias, scratch: kernels.add_bias(h, bias)
+            self.backward = None
 
 
 def _layers_of(module: nn.Module, name: str) -> list[_Layer]:
@@ -120,12 +130,7 @@ class _FlatPlayer:
         h = x
         for layer, weight, bias, out, scratch in zip(self.layers, self.weights, self.biases, outputs, scratches):
             linalg.matmul(h, weight, out)
-            if layer.activation == "leaky_relu":
-                kernels.bias_leaky_relu(out, bias, layer.slope, scratch)
-            elif layer.activation == "tanh":
-                kernels.bias_tanh(out, bias)
-            else:
-                kernels.add_bias(out, bias)
+            layer.forward(out, bias, scratch)
             h = out
 
     def backward(self, x, outputs, scratches, grad_output, grad_buffers, linalg,
@@ -138,10 +143,8 @@ class _FlatPlayer:
         delta = grad_output
         for l in reversed(range(len(self.layers))):
             layer = self.layers[l]
-            if layer.activation == "leaky_relu":
-                kernels.leaky_relu_backward(delta, outputs[l], layer.slope, scratches[l])
-            elif layer.activation == "tanh":
-                kernels.tanh_backward(delta, outputs[l], scratches[l])
+            if layer.backward is not None:
+                layer.backward(delta, outputs[l], scratches[l])
             h_in = x if l == 0 else outputs[l - 1]
             if param_grads:
                 linalg.matmul(h_in, delta, self.weight_grads[l], trans_a=True)
@@ -194,7 +197,7 @@ class _Workspace:
     before the step), the last m rows G(z), which G's forward writes there directly.
     """
 
-    def __init__(self, G: _FlatPlayer, D: _FlatPlayer, m: int, k: int, loss_kind: str):
+    def __init__(self, G: _FlatPlayer, D: _FlatPlayer, m: int, k: int, loss: str):
         xp, dtype, n = G.xp, G.dtype, 2 * m
         on_cpu = xp is np
         self.m = m
@@ -230,7 +233,7 @@ class _Workspace:
         # half a mean over its own m rows (eq. 2); G's depends on its loss (eq. 3 or −log D(G(z))).
         self.d_target = xp.asarray(np.repeat([[1.0], [0.0]], m, axis=0), dtype)
         self.d_weight = xp.full((n, 1), 1.0 / m, dtype)
-        g_target, g_weight = (1.0, 1.0 / m) if loss_kind == "nonsaturating" else (0.0, -1.0 / m)
+        g_target, g_weight = (1.0, 1.0 / m) if loss == "nonsaturating" else (0.0, -1.0 / m)
         self.g_target = xp.full((m, 1), g_target, dtype)
         self.g_weight = xp.full((m, 1), g_weight, dtype)
 
@@ -246,7 +249,7 @@ class _Workspace:
 class FusedTrainer:
     """Algorithm 1 for the `reference` GAN with hand-derived, fused forward and backward passes.
 
-        trainer = FusedTrainer(G, D, k=1, loss_kind="nonsaturating")
+        trainer = FusedTrainer(G, D, k=1, loss="nonsaturating")
         stats = trainer.iteration([x], [z_d, z_g])   # k data batches, k + 1 noise batches
         trainer.copy_to_modules()                     # write the weights back into G and D
 
@@ -261,14 +264,14 @@ class FusedTrainer:
     layers' GEMMs use TF32 tensor cores. Both are ignored on CPU.
     """
 
-    def __init__(self, G: nn.Module, D: nn.Module, k: int = 1, loss_kind: str = "nonsaturating",
+    def __init__(self, G: nn.Module, D: nn.Module, k: int = 1, loss: str = "nonsaturating",
                  lr: float = 2e-4, betas=(0.5, 0.999), eps: float = 1e-8, use_graph: bool = True,
                  tf32: bool = False):
-        if loss_kind not in LOSS_KINDS:
-            raise ValueError(f"FusedTrainer: unknown loss_kind {loss_kind!r}; use 'nonsaturating' or 'minimax'")
+        if loss not in LOSSES:
+            raise ValueError(f"FusedTrainer: unknown loss {loss!r}; use 'nonsaturating' or 'minimax'")
         if int(k) != k or k < 1:
             raise ValueError(f"FusedTrainer: k must be a positive integer, got {k!r}")
-        self.k, self.loss_kind = int(k), loss_kind
+        self.k, self.loss = int(k), loss
         betas = tuple(float(b) for b in betas)
         self.G = _FlatPlayer(G, "G", float(lr), betas, float(eps))
         self.D = _FlatPlayer(D, "D", float(lr), betas, float(eps))
@@ -283,25 +286,14 @@ class FusedTrainer:
         self.on_gpu = self.xp is not np
         self.use_graph, self.tf32 = bool(use_graph), bool(tf32)
         self._workspace = None
+        self.cuda = None  # the stream, cuBLAS handle and graph runner (graph.CudaStep) on a GPU
         if self.on_gpu:
-            self._init_cuda()
+            from . import graph  # imported here: CPU code paths never import cupy, cuBLAS or graphs
+
+            self.cuda = graph.CudaStep(backend.parse_device(self.device)[1], self.use_graph, self.tf32)
+            self.linalg = self.cuda.linalg
         else:
             self.linalg = _NumpyLinearAlgebra()
-
-    def _init_cuda(self):
-        # Imported here: CPU code paths never import cupy, cuBLAS or the graph code.
-        import cupy
-
-        from . import cublas, graph
-
-        device_id = backend.parse_device(self.device)[1]
-        with cupy.cuda.Device(device_id):
-            self.stream = cupy.cuda.Stream(non_blocking=True)
-            self.linalg = cublas.Cublas(self.stream, tf32=self.tf32, device_id=device_id)
-            self.runner = graph.StepGraph(self.stream, enabled=self.use_graph)
-            self._inputs_ready = cupy.cuda.Event(disable_timing=True)
-            self._step_done = cupy.cuda.Event(disable_timing=True)
-        self._device_id = device_id
 
     # --- Algorithm 1 ---------------------------------------------------------------------------------
 
@@ -341,12 +333,10 @@ class FusedTrainer:
         """The buffers for batch size m, made on first use (and remade when m changes)."""
         if self._workspace is None or self._workspace.m != m:
             if self.on_gpu:
-                import cupy
-
-                with cupy.cuda.Device(self._device_id):
-                    self._workspace = _Workspace(self.G, self.D, m, self.k, self.loss_kind)
+                with self.cuda.device():
+                    self._workspace = _Workspace(self.G, self.D, m, self.k, self.loss)
             else:
-                self._workspace = _Workspace(self.G, self.D, m, self.k, self.loss_kind)
+                self._workspace = _Workspace(self.G, self.D, m, self.k, self.loss)
         return self._workspace
 
     def input_buffers(self, m: int):
@@ -396,26 +386,10 @@ class FusedTrainer:
             self._train_iteration(ws, z_batches)
             stats = ws.stats.copy()
         else:
-            stats = self._cuda_iteration(ws, x_batches, z_batches, m)
+            stats = self.cuda.run(lambda: self._train_iteration(ws, ws.noise), key=m,
+                                  inputs=zip(ws.data + ws.noise, x_batches + z_batches), result=ws.stats)
         return {"d_loss": stats[0:1].reshape(()), "d_real": stats[2:2 + m].reshape(m, 1),
                 "d_fake": stats[2 + m:].reshape(m, 1), "g_loss": stats[1:2].reshape(())}
-
-    def _cuda_iteration(self, ws, x_batches, z_batches, m):
-        import cupy
-
-        with cupy.cuda.Device(self._device_id):
-            caller = cupy.cuda.get_current_stream()
-            # Inputs go into the static buffers on the caller's stream, ordered after the work that
-            # made them; our stream then waits for that, and the caller's stream for our step.
-            for static, given in zip(ws.data + ws.noise, x_batches + z_batches):
-                if given is not static:
-                    static[...] = given
-            self._inputs_ready.record(caller)
-            self.stream.wait_event(self._inputs_ready)
-            self.runner.run(lambda: self._train_iteration(ws, ws.noise), key=m)
-            self._step_done.record(self.stream)
-            caller.wait_event(self._step_done)
-            return ws.stats.copy()  # on the caller's stream, so the caller owns this memory
 
     def load_optimizer_states(self, opt_G: optim.Adam, opt_D: optim.Adam) -> None:
         """Continue from the players' optim.Adam optimizers (say, restored from a checkpoint)."""
@@ -434,8 +408,21 @@ class FusedTrainer:
 
         if not self.on_gpu:
             return copy()
-        import cupy
-
-        with cupy.cuda.Device(self._device_id):
-            cupy.cuda.get_current_stream().wait_event(self.stream.record())
+        self.cuda.caller_waits()
+        with self.cuda.device():
             copy()
+
+    @property
+    def captured(self) -> bool:
+        """Whether the latest iteration ran as a replayed CUDA graph (never on the CPU)."""
+        return self.cuda is not None and self.cuda.runner.last == "graph"
+
+    @property
+    def mode(self) -> str:
+        """How iterations run here, in words: "NumPy", "CUDA graph", "eager" or "eager (capture failed: ...)"."""
+        if self.cuda is None:
+            return "NumPy"
+        runner = self.cuda.runner
+        if runner.failed:
+            return f"eager (CUDA graph capture failed: {runner.error})"
+        return "CUDA graph" if runner.enabled else "eager"
