@@ -79,7 +79,8 @@ def parse_args(argv=None):
     p.add_argument("--engine", choices=["auto", "autograd", "fused"], default="auto",
                    help="autograd: the readable path; fused: hand-fused kernels (reference config); "
                         "auto (default): fused on CUDA, autograd on the CPU")
-    p.add_argument("--no-graph", action="store_true", help="run the fused step eagerly instead of as one CUDA graph")
+    p.add_argument("--no-graph", action="store_true",
+                   help="with the fused engine on CUDA: run the fused step eagerly (no CUDA graph)")
     p.add_argument("--tf32", action="store_true", help="let the fused step's GEMMs use TF32 on CUDA (off by default)")
     p.add_argument("--log-every", type=positive_int, default=50,
                    help="iterations between records of the losses; each one syncs the device once")
@@ -261,7 +262,8 @@ def main(argv=None) -> int:
     sample_noise = lambda: gan.sample_noise(config, m, rng, device=device)
 
     print(f"minigan GAN, config {config.name}: {len(data)} images, m={m}, k={k}, {loss} G loss, {update} update, "
-          f"{iterations_per_epoch} iterations/epoch, device {device}, {engine} engine")
+          f"{iterations_per_epoch} iterations/epoch, device {device}, "
+          f"{iteration.description if engine == 'fused' else 'autograd'} engine")
     written, epoch_times = [], []
     with Interrupt(out) as interrupt:
         while epoch < args.epochs and not (args.max_steps and step >= args.max_steps) and not interrupt.requested:

@@ -193,7 +193,7 @@ def test_fused_engine_trains_like_autograd_and_resumes_exactly(script, tiny_mnis
 
 
 def test_fused_engine_refuses_the_paper_config(script, tiny_mnist, tmp_path):
-    with pytest.raises(SystemExit, match="reference config with the alternating update only"):
+    with pytest.raises(SystemExit, match="the fused engine runs the 'reference' config with the alternating update only, not the 'paper' config"):
         script.run(["--data-dir", str(tiny_mnist), "--config", "paper", "--batch-size", "24", "--engine", "fused",
                     "--out", str(tmp_path)])
 
