@@ -15,6 +15,8 @@ Data lives in `.data`, a NumPy or CuPy array; the array module is taken from the
 from __future__ import annotations
 
 import contextlib
+import numbers
+import reprlib
 
 import numpy as np
 
@@ -40,18 +42,50 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-def _as_float_array(data, dtype=None):
+def _numeric_array(data, op="Tensor"):
+    """`data` as an array (NumPy, or CuPy if it is one), or a TypeError when it is not numbers.
+
+    Strings, None, objects and complex numbers are refused by name: NumPy would turn ["1", "2"]
+    into numbers without a word.
+    """
+    array = backend.array_module(data).asarray(data)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: expected numbers, got {_describe(data, array)}")
+    return array
+
+
+def _as_float_array(data, dtype=None, op="Tensor"):
     """Floats stay as they are (float32 stays float32); ints, bools and Python numbers become float32."""
     if isinstance(data, Tensor):
         data = data.data
-    xp = backend.array_module(data)
-    array = xp.asarray(data)
+    array = _numeric_array(data, op)
     if dtype is not None:
         return array.astype(dtype, copy=False)
     # Python floats and lists have no dtype of their own; NumPy would make them float64.
     if array.dtype.kind != "f" or not hasattr(data, "dtype"):
         return array.astype(DEFAULT_DTYPE)
     return array
+
+
+def _describe(data, array) -> str:
+    """What `data` is, for an error message: "None", "a list of str", "the class object"."""
+    if data is None:
+        return "None"
+    if isinstance(data, type):
+        return f"the class {data.__name__}"
+    if isinstance(data, (list, tuple)):
+        leaves, stack = [], [data]
+        while stack and not leaves:
+            for item in stack.pop():
+                (stack if isinstance(item, (list, tuple)) else leaves).append(item)
+            leaves = [x for x in leaves if not isinstance(x, numbers.Real)]
+        kind = type(leaves[0]).__name__ if leaves else f"values NumPy reads as {array.dtype}"
+        return f"a {type(data).__name__} of {kind}"
+    if hasattr(data, "dtype"):
+        return f"an array of dtype {array.dtype}"
+    if isinstance(data, (str, bytes, dict, set, frozenset)):
+        return f"{reprlib.repr(data)} of type {type(data).__name__}"
+    return f"an object of type {type(data).__qualname__}"
 
 
 def unbroadcast(grad, shape):
@@ -131,8 +165,13 @@ class Tensor:
         return _result(self.data.astype(dtype), (self,), "astype", lambda g: (g.astype(source),))
 
     # --- arithmetic: + * @ ** are primitives; - and / are built from them ------------------------
-    def _lift(self, other, op):
-        """Turn a number or array into a Tensor on our device and of our dtype, or check a Tensor's."""
+    def _lift(self, other, op, reflected=False):
+        """Turn a number or array into a Tensor on our device and of our dtype, or check a Tensor's.
+
+        One dtype rule for Tensors and arrays alike: a float array must have our dtype (a float64
+        array is an error for a float32 tensor, as a float64 Tensor is), while Python and NumPy
+        scalars, ints and bools take our dtype, as they do in torch.
+        """
         if isinstance(other, Tensor):
             backend.check_same_device(op, self.data, other.data)
             if other.dtype != self.dtype:
@@ -141,7 +180,12 @@ class Tensor:
         xp = backend.array_module(self.data)
         if backend.array_module(other) is not xp and not np.isscalar(other):
             backend.check_same_device(op, self.data, other)
-        return Tensor(xp.asarray(other, dtype=self.dtype))
+        array = _numeric_array(other, op)
+        if array.dtype != self.dtype and array.dtype.kind == "f" and not isinstance(other, np.generic) \
+                and hasattr(other, "dtype"):
+            left, right = (array.dtype, self.dtype) if reflected else (self.dtype, array.dtype)
+            raise TypeError(f"{op}: dtypes {left} and {right} differ; convert one with .astype()")
+        return Tensor(xp.asarray(array, dtype=self.dtype))
 
     def _check_broadcast(self, other, op):
         try:
@@ -201,19 +245,19 @@ class Tensor:
         return self * other ** -1
 
     def __radd__(self, other):
-        return self + other
+        return self._lift(other, "add", reflected=True) + self
 
     def __rmul__(self, other):
-        return self * other
+        return self._lift(other, "mul", reflected=True) * self
 
     def __rsub__(self, other):
-        return self._lift(other, "sub") - self
+        return self._lift(other, "sub", reflected=True) - self
 
     def __rtruediv__(self, other):
-        return self._lift(other, "div") / self
+        return self._lift(other, "div", reflected=True) / self
 
     def __rmatmul__(self, other):
-        return self._lift(other, "matmul") @ self
+        return self._lift(other, "matmul", reflected=True) @ self
 
     # --- reductions --------------------------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
