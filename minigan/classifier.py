@@ -5,7 +5,7 @@ digits look like. Inception is the usual choice for photographs; for MNIST a sma
 the training digits does the same job: its penultimate layer (256 ReLU units) gives the features
 for FID, its softmax the class probabilities for the Inception Score and coverage.
 
-    classifier = load_or_train_classifier(data_dir="../shared/data/mnist")
+    classifier = load_or_train_classifier()  # MNIST from minigan.data's usual places
     classifier.features(images)             # (N, 256) float64
     classifier.class_probabilities(images)  # (N, 10), rows sum to 1
 
@@ -17,6 +17,7 @@ evaluation after the first uses the same classifier, and so the same FID scale.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,9 +41,34 @@ LEARNING_RATE = 1e-3
 EVAL_BATCH_SIZE = 2000
 
 
+class CacheDirError(CheckpointError):
+    """A cache folder that the classifier can be neither read from nor written to."""
+
+
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/minigan, else ~/.cache/minigan: the folder that holds the MNIST download."""
     return mnist_cache_dir().parent
+
+
+def check_cache_dir(cache_dir=None, need_write=False) -> Path:
+    """The cache folder (default `default_cache_dir()`), once it is clear that a classifier can be
+    read from it or, if there is none (or `need_write`), written into it; else a CacheDirError.
+
+    Checked before any data is loaded, so that minutes of training never end in a failed save.
+    Creates nothing: a folder that does not exist yet is fine if its nearest existing parent is
+    a writable folder.
+    """
+    folder = Path(cache_dir or default_cache_dir()).expanduser()
+    if not need_write and (folder / CACHE_NAME).is_file():
+        return folder
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CacheDirError(f"cannot cache the classifier in {folder}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CacheDirError(f"cannot cache the classifier in {folder}: {existing} is not writable")
+    return folder
 
 
 # --- the loss ----------------------------------------------------------------------------------
@@ -195,11 +221,12 @@ def load_classifier(path, device="cpu") -> DigitClassifier:
 def load_or_train_classifier(data_dir=None, cache_dir=None, device="cpu") -> DigitClassifier:
     """The cached MNIST classifier; trained on the 60,000 training digits (and cached) when the
     cache holds none, or one that cannot be read."""
-    path = Path(cache_dir or default_cache_dir()) / CACHE_NAME
+    path = check_cache_dir(cache_dir) / CACHE_NAME
     if path.exists():
         try:
             return load_classifier(path, device)
         except CheckpointError as error:
+            check_cache_dir(cache_dir, need_write=True)  # before the training, not after
             print(f"{error}; training a new one", file=sys.stderr)
     train_images, train_labels = load_mnist("train", data_dir=data_dir)
     test_images, test_labels = load_mnist("test", data_dir=data_dir)

@@ -1,6 +1,6 @@
 """Score a trained MNIST generator: the paper's Parzen number, and what it cannot see.
 
-    python -m minigan.evaluate runs/mnist-reference/checkpoint.npz --data-dir ../shared/data/mnist
+    python -m minigan.evaluate runs/mnist-reference/checkpoint.npz
 
 Loads G from a checkpoint written by examples/mnist.py, draws 10,000 samples, and prints:
 
@@ -15,6 +15,9 @@ and, for scale, the same numbers for real digits: 10,000 training digits put in 
 place (the Parzen and IS a perfect generator would get), and FID between training and test
 digits (the floor that finite samples leave). Results also go to evaluation.json beside the
 checkpoint. The first run trains the classifier (a few minutes on a CPU).
+
+MNIST is looked for in --data-dir, then $MINIGAN_DATA, then the copy shipped in the checkout
+(data/mnist), then ~/.cache/minigan/mnist, and downloaded into the last only if none has it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from tqdm import tqdm
 
 from . import backend, gan
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, split_prefix
-from .classifier import load_or_train_classifier
+from .classifier import CacheDirError, check_cache_dir, load_or_train_classifier
 from .data import MNISTError, load_mnist
 from .metrics import (PARZEN_SIGMAS, class_coverage, frechet_distance_from_statistics, gaussian_statistics,
                       inception_score, parzen_log_likelihood, parzen_summary)
@@ -42,21 +45,31 @@ from .tensor import no_grad
 VALIDATION_ROWS = slice(50_000, 51_000)
 PARZEN_CHUNK = 500  # test rows per Parzen call: one tick of the progress bar
 SAMPLE_BATCH = 1000  # noise vectors per forward pass of G
+MNIST_TEST_SIZE, MNIST_TRAIN_SIZE = 10_000, 60_000
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m minigan.evaluate",
                                 description="Parzen log-likelihood, FID, IS and class coverage of an MNIST GAN checkpoint.")
     p.add_argument("checkpoint", help="checkpoint.npz written by examples/mnist.py")
-    p.add_argument("--data-dir", help="folder with the MNIST files (else $MINIGAN_DATA, then ~/.cache/minigan/mnist)")
+    p.add_argument("--data-dir", help="folder with the MNIST files; else $MINIGAN_DATA, then the checkout's "
+                                      "data/mnist, then ~/.cache/minigan/mnist (downloaded there if none has them)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--samples", type=int, default=10_000, help="generator samples (default 10000)")
-    p.add_argument("--test-size", type=int, default=10_000, help="test digits to score (default 10000)")
+    p.add_argument("--samples", type=int, default=10_000,
+                   help=f"generator samples, at most {MNIST_TRAIN_SIZE} (as many real digits are scored beside them; "
+                        f"default 10000)")
+    p.add_argument("--test-size", type=int, default=10_000,
+                   help=f"test digits to score, at most {MNIST_TEST_SIZE} (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed for the noise (default 0)")
     p.add_argument("--cache-dir", help="where the classifier is cached (default ~/.cache/minigan)")
     args = p.parse_args(argv)
     if args.samples < 2 or args.test_size < 2:
         p.error("--samples and --test-size must be at least 2 (a covariance needs two rows)")
+    if args.test_size > MNIST_TEST_SIZE:
+        p.error(f"--test-size {args.test_size} is more than the {MNIST_TEST_SIZE} digits of the MNIST test set")
+    if args.samples > MNIST_TRAIN_SIZE:
+        p.error(f"--samples {args.samples} is more than the {MNIST_TRAIN_SIZE} training digits that are "
+                f"scored in their place")
     try:
         args.device = backend.usable_device(args.device)
     except backend.DeviceError as error:
@@ -81,6 +94,11 @@ def load_generator(path, device="cpu"):
         G.load_state_dict(split_prefix(arrays, "G."))
     except ValueError as error:
         raise CheckpointError(f"checkpoint {path} does not fit the {name} generator: {error}") from None
+    # A diverged run saves NaN weights; they would surface as a LinAlgError deep inside FID.
+    broken = [key for key, value in arrays.items() if key.startswith("G.") and not np.all(np.isfinite(value))]
+    if broken:
+        raise CheckpointError(f"checkpoint {path} has NaN or infinite generator weights ({', '.join(broken)}): "
+                              f"the run diverged; evaluate an earlier checkpoint")
     return G.eval(), config, arrays
 
 
@@ -132,6 +150,12 @@ def classifier_row(classifier, images, reference_statistics) -> dict:
 def evaluate(checkpoint, data_dir=None, device="cpu", samples=10_000, test_size=10_000, seed=0, cache_dir=None) -> dict:
     """Every number of the table for one checkpoint, as a JSON-ready dict."""
     started = time.perf_counter()
+    try:
+        check_cache_dir(cache_dir)  # before minutes of data loading and classifier training
+    except CacheDirError as error:
+        raise CacheDirError(f"{error}; pass another --cache-dir") from None
+    if test_size > MNIST_TEST_SIZE:
+        raise ValueError(f"test_size {test_size} is more than the {MNIST_TEST_SIZE} digits of the MNIST test set")
     G, config, arrays = load_generator(checkpoint, device)
     train_images, _ = load_mnist("train", data_dir=data_dir)
     test_images, _ = load_mnist("test", data_dir=data_dir)
@@ -147,6 +171,9 @@ def evaluate(checkpoint, data_dir=None, device="cpu", samples=10_000, test_size=
     test = pixels(test_images[:test_size])
 
     fake = generate_pixels(G, config, samples, seed, device)
+    if not np.all(np.isfinite(fake)):
+        raise CheckpointError(f"the generator in {checkpoint} draws NaN pixels: the run diverged; "
+                              f"evaluate an earlier checkpoint")
     classifier = load_or_train_classifier(data_dir=data_dir, cache_dir=cache_dir, device=device)
     test_statistics = gaussian_statistics(classifier.features(test))
 

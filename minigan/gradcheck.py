@@ -43,7 +43,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full=False, seed=0) ->
         return backend.to_device(rng.standard_normal(shape), device)
 
     with no_grad():
-        out_shape = fn(*inputs).shape
+        out = fn(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: the function must return a Tensor, got {type(out).__name__}; "
+                        f"a float (from .item(), say) has no graph to differentiate")
+    out_shape = out.shape
     u = random_like(out_shape)
 
     def weighted_output():

@@ -8,11 +8,12 @@ before its bias, layer by layer, as torch does.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
 from . import backend
-from .tensor import Tensor
+from .tensor import Tensor, _as_float_array
 
 
 class Module:
@@ -83,6 +84,12 @@ class Module:
             p.grad = None
 
 
+def _check_size(layer: str, name: str, value) -> None:
+    """A layer size must be a positive int: Linear(0, 5) would divide by zero in its init."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
+
+
 def _uniform(shape, bound, dtype, device):
     values = backend.generator("cpu").uniform(-bound, bound, size=shape).astype(dtype)
     return Tensor(backend.to_device(values, device), requires_grad=True)
@@ -96,6 +103,10 @@ class Linear(Module):
     """
 
     def __init__(self, in_features, out_features, init_range=None, dtype=np.float32, device="cpu"):
+        _check_size("Linear", "in_features", in_features)
+        _check_size("Linear", "out_features", out_features)
+        if init_range is not None and not (math.isfinite(init_range) and init_range > 0):
+            raise ValueError(f"Linear: init_range must be a positive number, got {init_range!r}")
         self.in_features, self.out_features = in_features, out_features
         if init_range is None:
             bound = 1 / math.sqrt(in_features)
@@ -121,6 +132,9 @@ class Maxout(Module):
     """
 
     def __init__(self, in_features, units, pieces, init_range=None, dtype=np.float32, device="cpu"):
+        _check_size("Maxout", "in_features", in_features)
+        _check_size("Maxout", "units", units)
+        _check_size("Maxout", "pieces", pieces)
         self.units, self.pieces = units, pieces
         self.linear = Linear(in_features, units * pieces, init_range, dtype, device)
 
@@ -210,12 +224,21 @@ def binary_cross_entropy_with_logits(logits: Tensor, target) -> Tensor:
     """Mean of −[t·log σ(x) + (1−t)·log(1−σ(x))], written as softplus(x) − t·x.
 
     The softplus form never takes the log of a sigmoid that rounded to 0 or 1, so the loss stays
-    finite however confident the logits are.
+    finite however confident the logits are. `target` is a number, an array (taken in the logits'
+    dtype: it is data, not an operand) or a Tensor, each value in [0, 1].
     """
+    name = "binary_cross_entropy_with_logits"
+    if isinstance(target, numbers.Real):  # the GAN's 0 and 1: checked here, no array, no device sync
+        if not 0 <= target <= 1:
+            raise ValueError(f"{name}: target must lie in [0, 1], got {target}")
+        return (logits.softplus() - logits * target).mean()
     if isinstance(target, Tensor):
-        target_shape = target.shape
+        values = target.data
     else:
-        target_shape = np.shape(target)
-    if target_shape and tuple(target_shape) != logits.shape:
-        raise ValueError(f"binary_cross_entropy_with_logits: logits {logits.shape} and target {tuple(target_shape)} differ")
+        target = values = _as_float_array(target, logits.dtype, op=name)
+    if values.shape and tuple(values.shape) != logits.shape:
+        raise ValueError(f"{name}: logits {logits.shape} and target {tuple(values.shape)} differ")
+    outside = ~((values >= 0) & (values <= 1))  # NaN is outside too
+    if outside.any():
+        raise ValueError(f"{name}: target must lie in [0, 1], got {float(values[outside].ravel()[0]):.6g}")
     return (logits.softplus() - logits * target).mean()

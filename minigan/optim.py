@@ -3,6 +3,10 @@
 Updates are in place on each parameter's `.data`, and the learning rate and momentum are plain
 attributes that may change between steps (the paper's schedule does this).
 
+Hyperparameters are checked, with torch's one-line messages ("Invalid learning rate: -0.1"), when
+an optimizer is made and when a state dict is loaded; a plain `opt.lr = ...` between steps is not
+checked, so that the schedule's per-step assignments cost nothing.
+
 `state_dict()` is a flat dict of NumPy arrays, so it fits in an .npz checkpoint with no pickle.
 """
 
@@ -13,6 +17,24 @@ import math
 import numpy as np
 
 from . import backend
+
+
+def _non_negative(what: str, value) -> float:
+    """`value` as a float, or a ValueError if it is negative, NaN or infinite."""
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"Invalid {what}: {value}")
+    return number
+
+
+def _betas(betas) -> tuple[float, float]:
+    betas = tuple(betas)
+    if len(betas) != 2:
+        raise ValueError(f"Invalid betas: expected a pair (beta1, beta2), got {betas}")
+    for i, beta in enumerate(betas):
+        if not 0 <= float(beta) < 1:  # also false for NaN
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+    return float(betas[0]), float(betas[1])
 
 
 class Optimizer:
@@ -37,6 +59,11 @@ class Optimizer:
                 self._update(i, p)
 
     def _update(self, i, p) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _checked(**hyperparameters) -> dict:
+        """The hyperparameters as floats, or a ValueError naming the first that is out of range."""
         raise NotImplementedError
 
     def _buffer(self, name, i, p):
@@ -65,9 +92,15 @@ class Optimizer:
             if key in state and np.shape(state[key]) != self.params[i].shape:
                 raise ValueError(f"{type(self).__name__}.load_state_dict: {key} has shape "
                                  f"{np.shape(state[key])}, parameter {i} has {self.params[i].shape}")
+        values = {}
         for name in self.hyperparameters:
             value = np.asarray(state[name], dtype=np.float64)
-            setattr(self, name, tuple(value.tolist()) if value.ndim else float(value))
+            values[name] = tuple(value.tolist()) if value.ndim else float(value)
+        try:
+            values = self._checked(**values)
+        except ValueError as err:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: {err}") from None
+        vars(self).update(values)
         self.steps = int(state["steps"])
         for name in self.buffers:
             self.state[name] = [None] * len(self.params)
@@ -85,8 +118,13 @@ class SGD(Optimizer):
     buffers = ("velocity",)
 
     def __init__(self, params, lr, momentum=0.0):
+        checked = self._checked(lr=lr, momentum=momentum)  # before the parameters, as torch does
         super().__init__(params)
-        self.lr, self.momentum = float(lr), float(momentum)
+        self.lr, self.momentum = checked["lr"], checked["momentum"]
+
+    @staticmethod
+    def _checked(lr, momentum):
+        return {"lr": _non_negative("learning rate", lr), "momentum": _non_negative("momentum value", momentum)}
 
     def _update(self, i, p):
         if self.momentum == 0:
@@ -109,8 +147,14 @@ class Adam(Optimizer):
     buffers = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        checked = self._checked(lr=lr, betas=betas, eps=eps)
         super().__init__(params)
-        self.lr, self.betas, self.eps = float(lr), tuple(float(b) for b in betas), float(eps)
+        self.lr, self.betas, self.eps = checked["lr"], checked["betas"], checked["eps"]
+
+    @staticmethod
+    def _checked(lr, betas, eps):
+        return {"lr": _non_negative("learning rate", lr), "betas": _betas(betas),
+                "eps": _non_negative("epsilon value", eps)}
 
     def _update(self, i, p):
         beta1, beta2 = self.betas

@@ -9,12 +9,17 @@ Two rules are applied once, in the engine, rather than in every op:
 - broadcasting: a gradient is summed back to the shape of the input it belongs to (`unbroadcast`);
 - accumulation: an input used twice receives the sum of both gradients.
 
+The file reads in that order: the engine (Tensor, backward, the topological sort, unbroadcast,
+_result), then the ops, each a function whose backward sits right under its forward, and last
+the table that makes them Tensor methods and operators (as tinygrad's early `register` did).
 Data lives in `.data`, a NumPy or CuPy array; the array module is taken from the data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import numbers
+import reprlib
 
 import numpy as np
 
@@ -40,38 +45,7 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-def _as_float_array(data, dtype=None):
-    """Floats stay as they are (float32 stays float32); ints, bools and Python numbers become float32."""
-    if isinstance(data, Tensor):
-        data = data.data
-    xp = backend.array_module(data)
-    array = xp.asarray(data)
-    if dtype is not None:
-        return array.astype(dtype, copy=False)
-    # Python floats and lists have no dtype of their own; NumPy would make them float64.
-    if array.dtype.kind != "f" or not hasattr(data, "dtype"):
-        return array.astype(DEFAULT_DTYPE)
-    return array
-
-
-def unbroadcast(grad, shape):
-    """Sum `grad` over the axes that broadcasting added or stretched, so that it has `shape`."""
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    if extra:
-        grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
-    return grad
-
-
-def _freed_graph(g):
-    raise RuntimeError(
-        "backward through this part of the graph a second time: its buffers were freed after the "
-        "first backward; pass retain_graph=True to the first call to keep them"
-    )
+# --- the engine ------------------------------------------------------------------------------
 
 
 class Tensor:
@@ -90,7 +64,6 @@ class Tensor:
         self._backward = None  # None for a leaf; else grad -> tuple of grads for _parents
         self._op = ""
 
-    # --- properties --------------------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
@@ -98,232 +71,6 @@ class Tensor:
     device = property(lambda self: backend.device_of(self.data))
     is_leaf = property(lambda self: self._backward is None)
 
-    def __len__(self):
-        return len(self.data)
-
-    def __repr__(self):
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        where = f", device={self.device}" if self.device != "cpu" else ""
-        return f"Tensor({self.data!r}{grad}{where})"
-
-    # --- leaving the graph -------------------------------------------------------------------
-    def detach(self) -> Tensor:
-        """The same data, cut from the graph: no gradient flows back through the result."""
-        return Tensor(self.data)
-
-    def numpy(self) -> np.ndarray:
-        """A host copy of the data as a NumPy array."""
-        return np.array(backend.to_numpy(self.data), copy=True)
-
-    def item(self) -> float:
-        if self.size != 1:
-            raise ValueError(f"item: only a tensor with one element has an item, this one has shape {self.shape}")
-        return float(self.data.reshape(()))
-
-    def to(self, device) -> Tensor:
-        """A copy on `device`; gradients flow back to this tensor's device."""
-        source = self.device
-        return _result(backend.to_device(self.data, device), (self,), "to",
-                       lambda g: (backend.to_device(g, source),))
-
-    def astype(self, dtype) -> Tensor:
-        source = self.dtype
-        return _result(self.data.astype(dtype), (self,), "astype", lambda g: (g.astype(source),))
-
-    # --- arithmetic: + * @ ** are primitives; - and / are built from them ------------------------
-    def _lift(self, other, op):
-        """Turn a number or array into a Tensor on our device and of our dtype, or check a Tensor's."""
-        if isinstance(other, Tensor):
-            backend.check_same_device(op, self.data, other.data)
-            if other.dtype != self.dtype:
-                raise TypeError(f"{op}: dtypes {self.dtype} and {other.dtype} differ; convert one with .astype()")
-            return other
-        xp = backend.array_module(self.data)
-        if backend.array_module(other) is not xp and not np.isscalar(other):
-            backend.check_same_device(op, self.data, other)
-        return Tensor(xp.asarray(other, dtype=self.dtype))
-
-    def _check_broadcast(self, other, op):
-        try:
-            np.broadcast_shapes(self.shape, other.shape)
-        except ValueError:
-            raise ValueError(f"{op}: shapes {self.shape} and {other.shape} do not broadcast") from None
-
-    def __add__(self, other):
-        other = self._lift(other, "add")
-        self._check_broadcast(other, "add")
-        return _result(self.data + other.data, (self, other), "add", lambda g: (g, g))
-
-    def __mul__(self, other):
-        other = self._lift(other, "mul")
-        self._check_broadcast(other, "mul")
-        a, b = self, other
-
-        def backward(g):
-            return (g * b.data if a.requires_grad else None,
-                    g * a.data if b.requires_grad else None)
-
-        return _result(a.data * b.data, (a, b), "mul", backward)
-
-    def __matmul__(self, other):
-        other = self._lift(other, "matmul")
-        a, b = self, other
-        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
-
-        def backward(g):
-            # Skip work nobody needs, e.g. the gradient with respect to the data batch.
-            return (g @ b.data.T if a.requires_grad else None,
-                    a.data.T @ g if b.requires_grad else None)
-
-        return _result(a.data @ b.data, (a, b), "matmul", backward)
-
-    def __pow__(self, exponent):
-        if isinstance(exponent, Tensor) or not np.isscalar(exponent):
-            raise TypeError("pow: only a Python number is supported as the exponent")
-        # A NumPy scalar exponent (np.float64(2)) would promote float32 data to float64.
-        exponent = exponent.item() if isinstance(exponent, np.generic) else exponent
-        x = self
-        return _result(x.data ** exponent, (x,), "pow",
-                       lambda g: (g * exponent * x.data ** (exponent - 1),))
-
-    def __neg__(self):
-        return _result(-self.data, (self,), "neg", lambda g: (-g,))
-
-    def __sub__(self, other):
-        other = self._lift(other, "sub")
-        self._check_broadcast(other, "sub")  # so a shape error names sub, not the add it becomes
-        return self + (-other)
-
-    def __truediv__(self, other):
-        other = self._lift(other, "div")
-        self._check_broadcast(other, "div")
-        return self * other ** -1
-
-    def __radd__(self, other):
-        return self + other
-
-    def __rmul__(self, other):
-        return self * other
-
-    def __rsub__(self, other):
-        return self._lift(other, "sub") - self
-
-    def __rtruediv__(self, other):
-        return self._lift(other, "div") / self
-
-    def __rmatmul__(self, other):
-        return self._lift(other, "matmul") @ self
-
-    # --- reductions --------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
-        x = self
-
-        def backward(g):
-            if axis is not None and not keepdims:
-                g = backend.array_module(g).expand_dims(g, axis)
-            return (backend.array_module(g).broadcast_to(g, x.shape),)
-
-        return _result(x.data.sum(axis=axis, keepdims=keepdims), (x,), "sum", backward)
-
-    def mean(self, axis=None, keepdims=False):
-        count = self.size if axis is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axis)]))
-        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
-
-    def max(self, axis=None, keepdims=False):
-        """Max over an axis (maxout's pooling). Tied maxima share the gradient equally."""
-        x = self
-        out = x.data.max(axis=axis, keepdims=True)
-
-        def backward(g):
-            xp = backend.array_module(g)
-            winners = (x.data == out).astype(g.dtype)
-            winners /= winners.sum(axis=axis, keepdims=True)
-            if axis is not None and not keepdims:
-                g = xp.expand_dims(g, axis)
-            return (winners * g,)
-
-        value = out if keepdims else (out.reshape(()) if axis is None else out.squeeze(axis))
-        return _result(value, (x,), "max", backward)
-
-    # --- elementwise functions ---------------------------------------------------------------
-    def exp(self):
-        y = backend.array_module(self.data).exp(self.data)
-        return _result(y, (self,), "exp", lambda g: (g * y,))
-
-    def log(self):
-        x = self
-        return _result(backend.array_module(x.data).log(x.data), (x,), "log", lambda g: (g / x.data,))
-
-    def tanh(self):
-        y = backend.array_module(self.data).tanh(self.data)
-        return _result(y, (self,), "tanh", lambda g: (g * (1 - y * y),))
-
-    def sigmoid(self):
-        xp = backend.array_module(self.data)
-        # exp(-softplus(-x)) never overflows, for large |x| of either sign.
-        y = xp.exp(-xp.logaddexp(0, -self.data))
-        return _result(y, (self,), "sigmoid", lambda g: (g * y * (1 - y),))
-
-    def softplus(self):
-        """log(1 + e^x), computed without overflow; its derivative is sigmoid(x)."""
-        xp = backend.array_module(self.data)
-        x = self
-        return _result(xp.logaddexp(0, x.data), (x,), "softplus",
-                       lambda g: (g * xp.exp(-xp.logaddexp(0, -x.data)),))
-
-    def relu(self):
-        positive = self.data > 0
-        return _result(self.data * positive, (self,), "relu", lambda g: (g * positive,))
-
-    def leaky_relu(self, slope=0.01):
-        xp, x = backend.array_module(self.data), self.data
-        slope = float(slope)  # a NumPy float64 slope would promote float32 data
-        if not 0 <= slope <= 1:
-            raise ValueError(f"leaky_relu: slope must lie in [0, 1], got {slope}")
-        # max(x, slope·x) equals where(x > 0, x, slope·x) for such slopes, bit for bit; where()
-        # mispredicts a branch on every random sign and is ~10x slower on large arrays.
-        y = x * slope
-        xp.maximum(x, y, out=y)
-
-        def backward(g):
-            derivative = (x > 0).astype(g.dtype)  # 1 where x > 0, else 0 ...
-            derivative *= 1 - slope
-            derivative += slope  # ... then 1 where x > 0, else slope
-            return (g * derivative,)
-
-        return _result(y, (self,), "leaky_relu", backward)
-
-    # --- shape -------------------------------------------------------------------------------
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        source = self.shape
-        try:
-            y = self.data.reshape(shape)
-        except ValueError:
-            raise ValueError(f"reshape: cannot reshape {self.shape} into {tuple(shape)}") from None
-        return _result(y, (self,), "reshape", lambda g: (g.reshape(source),))
-
-    def transpose(self, *axes):
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        axes = tuple(axes) or tuple(reversed(range(self.ndim)))
-        inverse = tuple(np.argsort(axes))
-        return _result(self.data.transpose(axes), (self,), "transpose", lambda g: (g.transpose(inverse),))
-
-    T = property(lambda self: self.transpose())
-
-    def __getitem__(self, index):
-        """Basic indexing (ints and slices), e.g. splitting a batch in two."""
-        x = self
-
-        def backward(g):
-            full = backend.array_module(g).zeros(x.shape, dtype=g.dtype)
-            full[index] = g
-            return (full,)
-
-        return _result(x.data[index], (x,), "getitem", backward)
-
-    # --- backward ----------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
 
@@ -360,17 +107,26 @@ class Tensor:
             if not retain_graph:
                 node._backward, node._parents = _freed_graph, ()
 
+    def __len__(self):
+        return len(self.data)
 
-def _result(data, parents, op, backward) -> Tensor:
-    """Wrap an op's output; record how to differentiate it only if some input needs a gradient."""
-    out = Tensor.__new__(Tensor)
-    out.data, out.grad, out._op = data, None, op
-    out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
-    if out.requires_grad:
-        out._parents, out._backward = parents, backward
-    else:
-        out._parents, out._backward = (), None
-    return out
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        where = f", device={self.device}" if self.device != "cpu" else ""
+        return f"Tensor({self.data!r}{grad}{where})"
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph: no gradient flows back through the result."""
+        return Tensor(self.data)
+
+    def numpy(self) -> np.ndarray:
+        """A host copy of the data as a NumPy array."""
+        return np.array(backend.to_numpy(self.data), copy=True)
+
+    def item(self) -> float:
+        if self.size != 1:
+            raise ValueError(f"item: only a tensor with one element has an item, this one has shape {self.shape}")
+        return float(self.data.reshape(()))
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
@@ -393,6 +149,310 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
+def unbroadcast(grad, shape):
+    """Sum `grad` over the axes that broadcasting added or stretched, so that it has `shape`."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _result(data, parents, op, backward) -> Tensor:
+    """Wrap an op's output; record how to differentiate it only if some input needs a gradient."""
+    out = Tensor.__new__(Tensor)
+    out.data, out.grad, out._op = data, None, op
+    out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
+    if out.requires_grad:
+        out._parents, out._backward = parents, backward
+    else:
+        out._parents, out._backward = (), None
+    return out
+
+
+def _freed_graph(g):
+    raise RuntimeError(
+        "backward through this part of the graph a second time: its buffers were freed after the "
+        "first backward; pass retain_graph=True to the first call to keep them"
+    )
+
+
+# --- what a Tensor may hold, and how two operands meet ------------------------------------------
+
+
+def _numeric_array(data, op="Tensor"):
+    """`data` as an array (NumPy, or CuPy if it is one), or a TypeError when it is not numbers.
+
+    Strings, None, objects and complex numbers are refused by name: NumPy would turn ["1", "2"]
+    into numbers without a word.
+    """
+    array = backend.array_module(data).asarray(data)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: expected numbers, got {_describe(data, array)}")
+    return array
+
+
+def _as_float_array(data, dtype=None, op="Tensor"):
+    """Floats stay as they are (float32 stays float32); ints, bools and Python numbers become float32."""
+    if isinstance(data, Tensor):
+        data = data.data
+    array = _numeric_array(data, op)
+    if dtype is not None:
+        return array.astype(dtype, copy=False)
+    # Python floats and lists have no dtype of their own; NumPy would make them float64.
+    if array.dtype.kind != "f" or not hasattr(data, "dtype"):
+        return array.astype(DEFAULT_DTYPE)
+    return array
+
+
+def _describe(data, array) -> str:
+    """What `data` is, for an error message: "None", "a list of str", "the class object"."""
+    if data is None:
+        return "None"
+    if isinstance(data, type):
+        return f"the class {data.__name__}"
+    if isinstance(data, (list, tuple)):
+        leaves, stack = [], [data]
+        while stack and not leaves:
+            for item in stack.pop():
+                (stack if isinstance(item, (list, tuple)) else leaves).append(item)
+            leaves = [x for x in leaves if not isinstance(x, numbers.Real)]
+        kind = type(leaves[0]).__name__ if leaves else f"values NumPy reads as {array.dtype}"
+        return f"a {type(data).__name__} of {kind}"
+    if hasattr(data, "dtype"):
+        return f"an array of dtype {array.dtype}"
+    if isinstance(data, (str, bytes, dict, set, frozenset)):
+        return f"{reprlib.repr(data)} of type {type(data).__name__}"
+    return f"an object of type {type(data).__qualname__}"
+
+
+def _operands(a, b, op, broadcast=True) -> tuple[Tensor, Tensor]:
+    """`a` and `b` as Tensors on one device, of one dtype, with shapes that broadcast.
+
+    A number or array is lifted to the other operand's device and dtype. One dtype rule for
+    Tensors and arrays alike: a float array must have the tensor's dtype (a float64 array is an
+    error beside a float32 tensor, as a float64 Tensor is), while Python and NumPy scalars, ints
+    and bools take the tensor's dtype, as they do in torch. Errors name the operands in the order
+    they are written.
+    """
+    if not isinstance(a, Tensor):
+        a = _lift(a, b, op, a_first=True)
+    elif not isinstance(b, Tensor):
+        b = _lift(b, a, op, a_first=False)
+    else:
+        backend.check_same_device(op, a.data, b.data)
+        if a.dtype != b.dtype:
+            raise TypeError(f"{op}: dtypes {a.dtype} and {b.dtype} differ; convert one with .astype()")
+    if broadcast:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast") from None
+    return a, b
+
+
+def _lift(value, tensor: Tensor, op, a_first) -> Tensor:
+    """A number or array as a constant Tensor beside `tensor`, after the checks of `_operands`."""
+    xp = backend.array_module(tensor.data)
+    if backend.array_module(value) is not xp and not np.isscalar(value):
+        backend.check_same_device(op, *((value, tensor.data) if a_first else (tensor.data, value)))
+    array = _numeric_array(value, op)
+    if array.dtype != tensor.dtype and array.dtype.kind == "f" and hasattr(value, "dtype") \
+            and not isinstance(value, np.generic):
+        first, second = (array.dtype, tensor.dtype) if a_first else (tensor.dtype, array.dtype)
+        raise TypeError(f"{op}: dtypes {first} and {second} differ; convert one with .astype()")
+    return Tensor(xp.asarray(value, dtype=tensor.dtype))
+
+
+# --- arithmetic: + * @ ** are primitives; - and / are built from them ---------------------------
+
+
+def add(a, b) -> Tensor:
+    a, b = _operands(a, b, "add")
+    return _result(a.data + b.data, (a, b), "add", lambda g: (g, g))
+
+
+def mul(a, b) -> Tensor:
+    a, b = _operands(a, b, "mul")
+
+    def backward(g):
+        return (g * b.data if a.requires_grad else None,
+                g * a.data if b.requires_grad else None)
+
+    return _result(a.data * b.data, (a, b), "mul", backward)
+
+
+def matmul(a, b) -> Tensor:
+    a, b = _operands(a, b, "matmul", broadcast=False)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
+
+    def backward(g):
+        # Skip work nobody needs, e.g. the gradient with respect to the data batch.
+        return (g @ b.data.T if a.requires_grad else None,
+                a.data.T @ g if b.requires_grad else None)
+
+    return _result(a.data @ b.data, (a, b), "matmul", backward)
+
+
+def power(x: Tensor, exponent) -> Tensor:
+    if isinstance(exponent, Tensor) or not np.isscalar(exponent):
+        raise TypeError("pow: only a Python number is supported as the exponent")
+    # A NumPy scalar exponent (np.float64(2)) would promote float32 data to float64.
+    exponent = exponent.item() if isinstance(exponent, np.generic) else exponent
+    return _result(x.data ** exponent, (x,), "pow", lambda g: (g * exponent * x.data ** (exponent - 1),))
+
+
+def neg(x: Tensor) -> Tensor:
+    return _result(-x.data, (x,), "neg", lambda g: (-g,))
+
+
+def sub(a, b) -> Tensor:
+    a, b = _operands(a, b, "sub")  # so that a shape error names sub, not the add it becomes
+    return a + (-b)
+
+
+def div(a, b) -> Tensor:
+    a, b = _operands(a, b, "div")
+    return a * b ** -1
+
+
+# --- reductions ------------------------------------------------------------------------------
+
+
+def reduce_sum(x: Tensor, axis=None, keepdims=False) -> Tensor:
+    def backward(g):
+        if axis is not None and not keepdims:
+            g = backend.array_module(g).expand_dims(g, axis)
+        return (backend.array_module(g).broadcast_to(g, x.shape),)
+
+    return _result(x.data.sum(axis=axis, keepdims=keepdims), (x,), "sum", backward)
+
+
+def mean(x: Tensor, axis=None, keepdims=False) -> Tensor:
+    count = x.size if axis is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axis)]))
+    return x.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
+
+
+def reduce_max(x: Tensor, axis=None, keepdims=False) -> Tensor:
+    """Max over an axis (maxout's pooling). Tied maxima share the gradient equally."""
+    out = x.data.max(axis=axis, keepdims=True)
+
+    def backward(g):
+        xp = backend.array_module(g)
+        winners = (x.data == out).astype(g.dtype)
+        winners /= winners.sum(axis=axis, keepdims=True)
+        if axis is not None and not keepdims:
+            g = xp.expand_dims(g, axis)
+        return (winners * g,)
+
+    value = out if keepdims else (out.reshape(()) if axis is None else out.squeeze(axis))
+    return _result(value, (x,), "max", backward)
+
+
+# --- elementwise functions -------------------------------------------------------------------
+
+
+def _stable_sigmoid(xp, x):
+    """σ(x) as exp(−softplus(−x)), which never overflows, for large |x| of either sign."""
+    return xp.exp(-xp.logaddexp(0, -x))
+
+
+def exp(x: Tensor) -> Tensor:
+    y = backend.array_module(x.data).exp(x.data)
+    return _result(y, (x,), "exp", lambda g: (g * y,))
+
+
+def log(x: Tensor) -> Tensor:
+    return _result(backend.array_module(x.data).log(x.data), (x,), "log", lambda g: (g / x.data,))
+
+
+def tanh(x: Tensor) -> Tensor:
+    y = backend.array_module(x.data).tanh(x.data)
+    return _result(y, (x,), "tanh", lambda g: (g * (1 - y * y),))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    y = _stable_sigmoid(backend.array_module(x.data), x.data)
+    return _result(y, (x,), "sigmoid", lambda g: (g * y * (1 - y),))
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x), computed without overflow; its derivative is sigmoid(x)."""
+    xp = backend.array_module(x.data)
+    return _result(xp.logaddexp(0, x.data), (x,), "softplus", lambda g: (g * _stable_sigmoid(xp, x.data),))
+
+
+def relu(x: Tensor) -> Tensor:
+    positive = x.data > 0
+    return _result(x.data * positive, (x,), "relu", lambda g: (g * positive,))
+
+
+def leaky_relu(x: Tensor, slope=0.01) -> Tensor:
+    xp, data = backend.array_module(x.data), x.data
+    slope = float(slope)  # a NumPy float64 slope would promote float32 data
+    if not 0 <= slope <= 1:
+        raise ValueError(f"leaky_relu: slope must lie in [0, 1], got {slope}")
+    # max(x, slope·x) equals where(x > 0, x, slope·x) for such slopes, bit for bit, and is faster:
+    # np.where(x > 0, x, 0.2*x) took 2.6x as long as np.maximum(x, 0.2*x) on a random 8192×1024
+    # float32 array (NumPy 2.4, OMP_NUM_THREADS=1, best of 7, measured 2026-11-23).
+    y = data * slope
+    xp.maximum(data, y, out=y)
+
+    def backward(g):
+        derivative = (data > 0).astype(g.dtype)  # 1 where x > 0, else 0 ...
+        derivative *= 1 - slope
+        derivative += slope  # ... then 1 where x > 0, else slope
+        return (g * derivative,)
+
+    return _result(y, (x,), "leaky_relu", backward)
+
+
+# --- shape and device ------------------------------------------------------------------------
+
+
+def reshape(x: Tensor, *shape) -> Tensor:
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    source = x.shape
+    try:
+        y = x.data.reshape(shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape {x.shape} into {tuple(shape)}") from None
+    return _result(y, (x,), "reshape", lambda g: (g.reshape(source),))
+
+
+def transpose(x: Tensor, *axes) -> Tensor:
+    axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+    axes = tuple(axes) or tuple(reversed(range(x.ndim)))
+    inverse = tuple(np.argsort(axes))
+    return _result(x.data.transpose(axes), (x,), "transpose", lambda g: (g.transpose(inverse),))
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    """Basic indexing (ints and slices), e.g. splitting a batch in two."""
+    def backward(g):
+        full = backend.array_module(g).zeros(x.shape, dtype=g.dtype)
+        full[index] = g
+        return (full,)
+
+    return _result(x.data[index], (x,), "getitem", backward)
+
+
+def to(x: Tensor, device) -> Tensor:
+    """A copy on `device`; gradients flow back to this tensor's device."""
+    source = x.device
+    return _result(backend.to_device(x.data, device), (x,), "to", lambda g: (backend.to_device(g, source),))
+
+
+def astype(x: Tensor, dtype) -> Tensor:
+    source = x.dtype
+    return _result(x.data.astype(dtype), (x,), "astype", lambda g: (g.astype(source),))
+
+
 def concatenate(tensors, axis=0) -> Tensor:
     """Join tensors along an axis; each gets back its own slice of the gradient."""
     tensors = list(tensors)
@@ -408,3 +468,31 @@ def concatenate(tensors, axis=0) -> Tensor:
         raise ValueError(f"concatenate: shapes {[t.shape for t in tensors]} do not fit along axis {axis}") from None
     ends = np.cumsum([t.shape[axis] for t in tensors])[:-1]
     return _result(data, tuple(tensors), "concatenate", lambda g: tuple(xp.split(g, ends, axis=axis)))
+
+
+# --- the ops as Tensor methods and operators -----------------------------------------------------
+
+# Plain assignments rather than a loop, so that a reader (or an editor) can find each one.
+Tensor.__add__, Tensor.__radd__ = add, lambda self, other: add(other, self)
+Tensor.__sub__, Tensor.__rsub__ = sub, lambda self, other: sub(other, self)
+Tensor.__mul__, Tensor.__rmul__ = mul, lambda self, other: mul(other, self)
+Tensor.__truediv__, Tensor.__rtruediv__ = div, lambda self, other: div(other, self)
+Tensor.__matmul__, Tensor.__rmatmul__ = matmul, lambda self, other: matmul(other, self)
+Tensor.__pow__ = power
+Tensor.__neg__ = neg
+Tensor.sum = reduce_sum
+Tensor.mean = mean
+Tensor.max = reduce_max
+Tensor.exp = exp
+Tensor.log = log
+Tensor.tanh = tanh
+Tensor.sigmoid = sigmoid
+Tensor.softplus = softplus
+Tensor.relu = relu
+Tensor.leaky_relu = leaky_relu
+Tensor.reshape = reshape
+Tensor.transpose = transpose
+Tensor.T = property(transpose)
+Tensor.__getitem__ = getitem
+Tensor.to = to
+Tensor.astype = astype

@@ -95,6 +95,21 @@ def test_wrong_magic_number(tmp_path, magic, shown):
                                f"00 00 <type code 08|09|0b|0c|0d|0e> <number of dims>; is it an IDX file?")
 
 
+@pytest.mark.parametrize("content, start, kind", [
+    (b"<!DOCTYPE html>\n<html lang=en><body>404</body></html>", "<!DOCTYPE html", "an HTML page"),
+    (b"\n  <HTML><body>Service unavailable</body></HTML>", "<HTML><body>Se", "an HTML page"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:0fa7", "version https:", "text"),
+])
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_text_is_named_as_text_not_as_a_bad_magic_number(tmp_path, content, start, kind, suffix):
+    """An error page saved by a download, or a Git LFS pointer, is said to be what it is."""
+    path = tmp_path / f"train-images-idx3-ubyte{suffix}"
+    path.write_bytes(gzip.compress(content) if suffix else content)
+    with pytest.raises(IDXError) as info:
+        read_idx(path)
+    assert str(info.value) == f"{path} starts with '{start}' — {kind}, not an IDX file"
+
+
 def test_empty_file(tmp_path):
     path = tmp_path / "empty"
     path.write_bytes(b"")

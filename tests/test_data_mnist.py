@@ -1,7 +1,8 @@
 """MNIST lookup, checks and download, on tiny synthetic files and a local HTTP server.
 
-Every test runs with HOME, XDG_CACHE_HOME and MINIGAN_DATA pointed into its tmp_path, so the
-real user cache is never read or written, and with EXPECTED swapped for the tiny files' hashes.
+Every test runs with HOME, XDG_CACHE_HOME and MINIGAN_DATA pointed into its tmp_path and the
+checkout's shipped copy hidden, so the real user cache is never read or written, and with
+EXPECTED swapped for the tiny files' hashes. The tests at the end read the shipped copy.
 """
 
 import functools
@@ -16,9 +17,9 @@ import numpy as np
 import pytest
 
 from minigan.data import MNISTError, download_mnist, find_mnist, load_mnist, mnist, write_idx
-from minigan.data.mnist import mnist_cache_dir, search_dirs
+from minigan.data.mnist import checkout_mnist_dir, mnist_cache_dir, search_dirs
 
-SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+SHIPPED_MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"  # data/mnist in this checkout
 TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 ADVICE = "or pass --data-dir / set MINIGAN_DATA"
@@ -30,6 +31,7 @@ def isolated_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("MINIGAN_DATA", raising=False)
+    monkeypatch.setattr(mnist, "CHECKOUT_MNIST", tmp_path / "no-checkout" / "data" / "mnist")
     for proxy in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(proxy, raising=False)
     # Downloads only ever go to servers a test starts.
@@ -215,6 +217,50 @@ def test_lookup_order_is_data_dir_then_env_then_cache(tmp_path, monkeypatch):
     assert find_mnist() == cache
 
 
+def fake_checkout(root: Path) -> Path:
+    """A checkout at `root` (it has a pyproject.toml) with an empty data/mnist; returns that folder."""
+    (root / "data" / "mnist").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("")
+    return root / "data" / "mnist"
+
+
+def test_lookup_puts_the_checkout_copy_between_the_environment_and_the_cache(tmp_path, monkeypatch):
+    explicit, from_env, cache = tmp_path / "explicit", tmp_path / "env", mnist_cache_dir()
+    monkeypatch.setenv("MINIGAN_DATA", str(from_env))
+    monkeypatch.setattr(mnist, "CHECKOUT_MNIST", tmp_path / "repo" / "data" / "mnist")
+    assert search_dirs(explicit) == [explicit, from_env, cache]  # no checkout copy: not listed
+    checkout = fake_checkout(tmp_path / "repo")
+    assert search_dirs(explicit) == [explicit, from_env, checkout, cache]
+
+    touch_mnist(cache)
+    touch_mnist(checkout)
+    assert find_mnist(explicit) == checkout  # before the cache
+    touch_mnist(from_env)
+    assert find_mnist(explicit) == from_env  # after the environment
+    monkeypatch.delenv("MINIGAN_DATA")
+    assert find_mnist() == checkout
+
+
+def test_a_data_mnist_folder_outside_a_checkout_is_not_used(tmp_path, monkeypatch):
+    """An installed package's parents[2] is site-packages; a stray data/mnist there is not ours."""
+    (tmp_path / "site-packages" / "data" / "mnist").mkdir(parents=True)
+    monkeypatch.setattr(mnist, "CHECKOUT_MNIST", tmp_path / "site-packages" / "data" / "mnist")
+    assert checkout_mnist_dir() is None
+    assert search_dirs() == [mnist_cache_dir()]
+
+
+def test_a_split_missing_from_the_checkout_is_downloaded_into_the_cache(tmp_path, monkeypatch, serve):
+    arrays = tiny_mnist(tmp_path / "mirror")
+    expect(monkeypatch, tmp_path / "mirror")
+    monkeypatch.setattr(mnist, "MIRRORS", [serve(tmp_path / "mirror")])
+    checkout = fake_checkout(tmp_path / "repo")
+    monkeypatch.setattr(mnist, "CHECKOUT_MNIST", checkout)
+    images, _ = load_mnist("train")
+    np.testing.assert_array_equal(images, arrays[TRAIN[0]])
+    assert list(checkout.iterdir()) == []  # a download never writes into the repository
+    assert sorted(p.name for p in mnist_cache_dir().iterdir()) == sorted(f"{name}.gz" for name in TRAIN)
+
+
 def test_lookup_wants_all_files_of_the_split(tmp_path):
     touch_mnist(tmp_path / "only-test", names=TEST)
     (tmp_path / "only-test" / f"{TRAIN[0]}").write_bytes(b"")  # raw counts as present too
@@ -267,7 +313,7 @@ def test_a_mirror_that_only_404s(tmp_path, serve):
     with pytest.raises(MNISTError) as info:
         download_mnist(tmp_path / "dest", mirrors=[url])
     assert str(info.value) == f"could not download {TRAIN[0]}.gz: {url}{TRAIN[0]}.gz: HTTP 404 File not found"
-    assert list((tmp_path / "dest").iterdir()) == []
+    assert not (tmp_path / "dest").exists()
 
 
 def test_a_corrupt_mirror_is_skipped(tmp_path, monkeypatch, serve):
@@ -292,7 +338,7 @@ def test_corrupt_download_leaves_nothing(tmp_path, monkeypatch, serve):
     zeros_sha256 = hashlib.sha256(gzip.decompress((tmp_path / "bad" / f"{TRAIN[0]}.gz").read_bytes())).hexdigest()
     assert str(info.value) == (f"could not download {TRAIN[0]}.gz: checksum mismatch for {url}{TRAIN[0]}.gz: "
                                f"expected SHA-256 {table[TRAIN[0]][1]}, got {zeros_sha256}")
-    assert list(dest.iterdir()) == []
+    assert not dest.exists()
 
 
 def test_truncated_download_leaves_nothing(tmp_path, monkeypatch, serve):
@@ -305,7 +351,7 @@ def test_truncated_download_leaves_nothing(tmp_path, monkeypatch, serve):
     with pytest.raises(MNISTError, match=rf"^could not download {TRAIN[0]}.gz: MNIST file {url}{TRAIN[0]}.gz "
                                          rf"is truncated: expected 4720 bytes after decompression, got \d+$"):
         download_mnist(tmp_path / "dest", mirrors=[url])
-    assert list((tmp_path / "dest").iterdir()) == []
+    assert not (tmp_path / "dest").exists()
 
 
 def test_dropped_connection_leaves_nothing(tmp_path, monkeypatch, serve):
@@ -314,7 +360,7 @@ def test_dropped_connection_leaves_nothing(tmp_path, monkeypatch, serve):
     url = serve(tmp_path / "good") + "dropped/"
     with pytest.raises(MNISTError, match=r"IncompleteRead"):
         download_mnist(tmp_path / "dest", mirrors=[url])
-    assert list((tmp_path / "dest").iterdir()) == []
+    assert not (tmp_path / "dest").exists()
 
 
 def test_offline_error_is_one_line_that_says_what_to_do(tmp_path, monkeypatch):
@@ -327,7 +373,7 @@ def test_offline_error_is_one_line_that_says_what_to_do(tmp_path, monkeypatch):
     assert message == (f"MNIST not found and could not be downloaded (could not download {TRAIN[0]}.gz: "
                        f"{first}{TRAIN[0]}.gz: Connection refused; {second}/{TRAIN[0]}.gz: Connection refused): "
                        f"put {TRAIN[0]}.gz, {TRAIN[1]}.gz in {mnist_cache_dir()}, {ADVICE}")
-    assert list(mnist_cache_dir().iterdir()) == []
+    assert not (tmp_path / "xdg-cache").exists()  # a failed download creates no folders
 
 
 def test_a_mirror_that_never_answers_times_out(tmp_path):
@@ -337,18 +383,111 @@ def test_a_mirror_that_never_answers_times_out(tmp_path):
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
         with pytest.raises(MNISTError, match=rf"^could not download {TRAIN[0]}.gz: {url}{TRAIN[0]}.gz: timed out$"):
             download_mnist(tmp_path / "dest", mirrors=[url], timeout=0.2)
-    assert list((tmp_path / "dest").iterdir()) == []
+    assert not (tmp_path / "dest").exists()
+
+
+def test_a_failed_download_into_a_nested_data_dir_creates_nothing(tmp_path):
+    with pytest.raises(MNISTError, match="could not be downloaded"):
+        load_mnist("test", data_dir=tmp_path / "a" / "b" / "mnist")
+    assert not (tmp_path / "a").exists()
+
+
+# --- the wrong file under the right name --------------------------------------------------------
+
+def test_a_labels_file_under_the_images_name(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "mnist")
+    expect(monkeypatch, tmp_path / "mnist")
+    path = tmp_path / "mnist" / f"{TRAIN[0]}.gz"
+    path.write_bytes((tmp_path / "mnist" / f"{TRAIN[1]}.gz").read_bytes())
+    with pytest.raises(MNISTError) as info:
+        load_mnist("train", data_dir=tmp_path / "mnist", download=False)
+    assert str(info.value) == f"MNIST file {path} holds an IDX labels file (magic 2049), not images"
+
+
+def test_an_images_file_under_the_labels_name(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "mnist", gzipped=False)
+    expect(monkeypatch, tmp_path / "mnist")
+    path = tmp_path / "mnist" / TEST[1]
+    path.write_bytes((tmp_path / "mnist" / TEST[0]).read_bytes())
+    with pytest.raises(MNISTError) as info:
+        load_mnist("test", data_dir=tmp_path / "mnist", download=False)
+    assert str(info.value) == f"MNIST file {path} holds an IDX images file (magic 2051), not labels"
+
+
+def test_an_idx_file_of_another_dtype(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "mnist")
+    expect(monkeypatch, tmp_path / "mnist")
+    path = tmp_path / "mnist" / f"{TEST[1]}.gz"
+    write_idx(path, np.zeros((4, 2), np.float32))
+    with pytest.raises(MNISTError) as info:
+        load_mnist("test", data_dir=tmp_path / "mnist", download=False)
+    assert str(info.value) == f"MNIST file {path} holds an IDX file of float32 with 2 dimensions (magic 3330), not labels"
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_an_html_page_under_an_mnist_name(tmp_path, monkeypatch, gzipped):
+    tiny_mnist(tmp_path / "mnist")
+    expect(monkeypatch, tmp_path / "mnist")
+    path = tmp_path / "mnist" / f"{TRAIN[0]}.gz"
+    page = b"<!DOCTYPE html>\n<html><body>Access denied</body></html>\n"
+    path.write_bytes(gzip.compress(page) if gzipped else page)
+    with pytest.raises(MNISTError) as info:
+        load_mnist("train", data_dir=tmp_path / "mnist", download=False)
+    assert str(info.value) == f"MNIST file {path} starts with '<!DOCTYPE html' — an HTML page, not an IDX file"
+
+
+def test_binary_junk_under_an_mnist_name(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "mnist")
+    expect(monkeypatch, tmp_path / "mnist")
+    path = tmp_path / "mnist" / f"{TEST[1]}.gz"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    with pytest.raises(MNISTError) as info:
+        load_mnist("test", data_dir=tmp_path / "mnist", download=False)
+    assert str(info.value) == f"MNIST file {path} starts with bytes 89 50 4e 47 — not an IDX file"
+
+
+def test_a_mirror_that_serves_an_html_page(tmp_path, monkeypatch, serve):
+    tiny_mnist(tmp_path / "good")
+    expect(monkeypatch, tmp_path / "good")
+    (tmp_path / "portal").mkdir()
+    (tmp_path / "portal" / f"{TRAIN[0]}.gz").write_bytes(b"<html><head><title>Log in</title></head></html>")
+    url = serve(tmp_path / "portal")
+    with pytest.raises(MNISTError) as info:
+        download_mnist(tmp_path / "dest", mirrors=[url])
+    assert str(info.value) == (f"could not download {TRAIN[0]}.gz: MNIST file {url}{TRAIN[0]}.gz starts with "
+                               f"'<html><head><t' — an HTML page, not an IDX file")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_a_file_cut_inside_its_magic_number_is_still_truncated(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "mnist", gzipped=False)
+    expect(monkeypatch, tmp_path / "mnist")
+    path = tmp_path / "mnist" / TRAIN[1]
+    path.write_bytes(path.read_bytes()[:3])
+    with pytest.raises(MNISTError) as info:
+        load_mnist("train", data_dir=tmp_path / "mnist", download=False)
+    assert str(info.value) == (f"MNIST file {path} is truncated: expected 14 bytes after decompression, "
+                               f"got 3; delete it and retry")
 
 
 # --- the real thing -------------------------------------------------------------------------
 
-@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no shared MNIST copy at {SHARED_MNIST}")
-def test_real_mnist_from_the_shared_copy():
+def test_the_shipped_copy_is_found_with_no_arguments(monkeypatch):
+    """A bare clone just works: no --data-dir, no $MINIGAN_DATA, an empty cache, no network."""
+    monkeypatch.setattr(mnist, "CHECKOUT_MNIST", SHIPPED_MNIST)
+    assert find_mnist() == SHIPPED_MNIST
+    images, labels = load_mnist("test")  # the real EXPECTED: the shipped files pass the pinned SHA-256s
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    assert np.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert not mnist_cache_dir().exists()
+
+
+def test_real_mnist_from_the_shipped_copy():
     """The real files pass the real checksums, and match the README's sanity figures."""
-    images, labels = load_mnist("train", data_dir=SHARED_MNIST, download=False)
+    images, labels = load_mnist("train", data_dir=SHIPPED_MNIST, download=False)
     assert images.shape == (60000, 28, 28) and labels.shape == (60000,)
     assert images.mean() / 255 == pytest.approx(0.13066, abs=1e-5)
     assert np.bincount(labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    images, labels = load_mnist("test", data_dir=SHARED_MNIST, download=False)
+    images, labels = load_mnist("test", data_dir=SHIPPED_MNIST, download=False)
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
     assert images.mean() / 255 == pytest.approx(0.13251, abs=1e-5)

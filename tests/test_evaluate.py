@@ -6,6 +6,8 @@ takes minutes; here the same code path runs on a few hundred synthetic images in
 
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +125,95 @@ def test_parzen_row_picks_the_sigma_with_the_best_validation_likelihood():
     table = row["validation_log_likelihood"]
     assert row["sigma"] == pytest.approx(float(max(table, key=table.get)), rel=1e-3)
     assert len(table) == 10
+
+
+# --- bad arguments fail up front, in one line -------------------------------------------------------
+
+
+@pytest.fixture
+def nothing_may_load(monkeypatch):
+    """Make loading data or training the classifier an error, to prove a check came before them."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("loaded data or trained although the arguments were bad")
+
+    monkeypatch.setattr(evaluate, "load_mnist", refuse)
+    monkeypatch.setattr(evaluate, "load_or_train_classifier", refuse)
+    monkeypatch.setattr(classifier, "load_mnist", refuse)
+    monkeypatch.setattr(classifier, "train_classifier", refuse)
+
+
+@pytest.mark.parametrize("where", ["file", "under_a_file"])
+def test_a_cache_dir_that_is_a_file(tmp_path, nothing_may_load, capsys, where):
+    checkpoint = write_reference_checkpoint(tmp_path / "checkpoint.npz")
+    blocker = tmp_path / "cache"
+    blocker.write_text("I am a file")
+    cache_dir = blocker if where == "file" else blocker / "minigan"
+    assert evaluate.run([str(checkpoint), "--cache-dir", str(cache_dir)]) == 1
+    assert capsys.readouterr().err == (f"error: cannot cache the classifier in {cache_dir}: {blocker} is not a "
+                                       f"folder; pass another --cache-dir\n")
+    assert not (tmp_path / "evaluation.json").exists()
+
+
+def test_an_unwritable_cache_dir(tmp_path, nothing_may_load, monkeypatch, capsys):
+    checkpoint = write_reference_checkpoint(tmp_path / "checkpoint.npz")
+    (tmp_path / "locked").mkdir()
+    # os.access is what the check asks; faked, because root (as in CI containers) may write anywhere.
+    monkeypatch.setattr(classifier.os, "access", lambda path, mode: Path(path) != tmp_path / "locked")
+    cache_dir = tmp_path / "locked" / "cache"
+    assert evaluate.run([str(checkpoint), "--cache-dir", str(cache_dir)]) == 1
+    assert capsys.readouterr().err == (f"error: cannot cache the classifier in {cache_dir}: {tmp_path / 'locked'} "
+                                       f"is not writable; pass another --cache-dir\n")
+    assert list((tmp_path / "locked").iterdir()) == []  # the check creates nothing
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_a_read_only_cache_dir_really_is_refused(tmp_path, nothing_may_load, capsys):
+    checkpoint = write_reference_checkpoint(tmp_path / "checkpoint.npz")
+    (tmp_path / "ro").mkdir(mode=0o500)
+    try:
+        assert evaluate.run([str(checkpoint), "--cache-dir", str(tmp_path / "ro")]) == 1
+    finally:
+        (tmp_path / "ro").chmod(0o700)
+    assert capsys.readouterr().err.endswith(f"{tmp_path / 'ro'} is not writable; pass another --cache-dir\n")
+
+
+def test_a_read_only_cache_that_holds_the_classifier_is_fine(tmp_path, monkeypatch):
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / classifier.CACHE_NAME).write_bytes(b"")
+    monkeypatch.setattr(classifier.os, "access", lambda path, mode: False)
+    assert classifier.check_cache_dir(tmp_path / "cache") == tmp_path / "cache"
+    with pytest.raises(classifier.CacheDirError, match="is not writable$"):
+        classifier.check_cache_dir(tmp_path / "cache", need_write=True)  # as when that cache is damaged
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--test-size", "10001"], "--test-size 10001 is more than the 10000 digits of the MNIST test set"),
+    (["--samples", "60001"], "--samples 60001 is more than the 60000 training digits that are scored in their place"),
+])
+def test_sizes_beyond_mnist_are_argparse_errors(tmp_path, nothing_may_load, capsys, flags, message):
+    with pytest.raises(SystemExit) as info:
+        evaluate.run([str(tmp_path / "checkpoint.npz"), *flags])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"python -m minigan.evaluate: error: {message}"
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_checkpoint_with_non_finite_weights_is_one_line(tmp_path, nothing_may_load, capsys, bad):
+    G = gan.build_generator(gan.CONFIGS["reference"])
+    state = G.state_dict()
+    names = list(state)
+    state[names[0]][0, 0] = bad
+    state[names[-1]][:] = bad
+    path = save_checkpoint(tmp_path / "checkpoint.npz", {**with_prefix(state, "G."), "meta.config": "reference"})
+    assert evaluate.run([str(path), "--cache-dir", str(tmp_path / "cache")]) == 1
+    assert capsys.readouterr().err == (f"error: checkpoint {path} has NaN or infinite generator weights "
+                                       f"(G.{names[0]}, G.{names[-1]}): the run diverged; evaluate an earlier "
+                                       f"checkpoint\n")
+
+
+def test_data_dir_help_gives_the_lookup_order(capsys):
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert ("--data-dir DATA_DIR folder with the MNIST files; else $MINIGAN_DATA, then the checkout's data/mnist, "
+            "then ~/.cache/minigan/mnist (downloaded there if none has them)") in help_text

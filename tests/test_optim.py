@@ -197,3 +197,50 @@ def test_load_state_dict_errors():
 def test_an_empty_parameter_list_is_an_error():
     with pytest.raises(ValueError, match="Adam: got an empty parameter list"):
         optim.Adam([])
+
+
+# --- hyperparameters out of range: torch's one-line messages --------------------------------
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: optim.SGD(p, lr=-0.1), "Invalid learning rate: -0.1"),
+    (lambda p: optim.SGD(p, lr=float("nan")), "Invalid learning rate: nan"),
+    (lambda p: optim.SGD(p, lr=float("inf")), "Invalid learning rate: inf"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), "Invalid momentum value: -0.5"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=float("nan")), "Invalid momentum value: nan"),
+    (lambda p: optim.Adam(p, lr=-1), "Invalid learning rate: -1"),
+    (lambda p: optim.Adam(p, lr=float("-inf")), "Invalid learning rate: -inf"),
+    (lambda p: optim.Adam(p, betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
+    (lambda p: optim.Adam(p, betas=(0.5, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+    (lambda p: optim.Adam(p, betas=(0.5, float("nan"))), "Invalid beta parameter at index 1: nan"),
+    (lambda p: optim.Adam(p, betas=(0.5,)), "Invalid betas: expected a pair (beta1, beta2), got (0.5,)"),
+    (lambda p: optim.Adam(p, eps=-1e-8), "Invalid epsilon value: -1e-08"),
+])
+def test_out_of_range_hyperparameters_are_refused(make, message):
+    with pytest.raises(ValueError) as info:
+        make([param([1.0])])
+    assert str(info.value) == message
+
+
+def test_boundary_hyperparameters_are_accepted():
+    p = param([1.0])
+    assert optim.SGD([p], lr=0, momentum=0).lr == 0.0
+    assert optim.Adam([p], lr=0, betas=(0, 0), eps=0).betas == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("kind, key, value, message", [
+    ("sgd", "lr", -0.1, "SGD.load_state_dict: Invalid learning rate: -0.1"),
+    ("sgd", "momentum", np.nan, "SGD.load_state_dict: Invalid momentum value: nan"),
+    ("adam", "betas", [0.9, 1.5], "Adam.load_state_dict: Invalid beta parameter at index 1: 1.5"),
+    ("adam", "eps", np.inf, "Adam.load_state_dict: Invalid epsilon value: inf"),
+])
+def test_load_state_dict_refuses_out_of_range_hyperparameters(kind, key, value, message):
+    p = param([1.0, 2.0])
+    opt = optim.SGD([p], lr=0.1, momentum=0.9) if kind == "sgd" else optim.Adam([p], lr=0.1)
+    run(opt, p, [[1.0, 1.0]])
+    before = opt.state_dict()
+    with pytest.raises(ValueError) as info:
+        opt.load_state_dict(dict(before, **{key: np.asarray(value)}))
+    assert str(info.value) == message
+    after = opt.state_dict()  # a refused load changes nothing
+    assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in before)

@@ -9,6 +9,8 @@ from .mnist import (
     EXPECTED,
     MIRRORS,
     MNISTError,
+    checkout_mnist_dir,
+    download_dir,
     download_mnist,
     find_mnist,
     load_mnist,
@@ -17,6 +19,7 @@ from .mnist import (
 )
 
 __all__ = [
-    "load_mnist", "find_mnist", "download_mnist", "search_dirs", "mnist_cache_dir",
+    "load_mnist", "find_mnist", "download_mnist", "search_dirs", "download_dir", "checkout_mnist_dir",
+    "mnist_cache_dir",
     "MNISTError", "EXPECTED", "MIRRORS", "read_idx", "write_idx", "IDXError",
 ]

@@ -99,13 +99,35 @@ def decompress_idx(data: bytes, source: str) -> bytes:
     return b"".join(pieces)
 
 
+def has_idx_magic(content: bytes) -> bool:
+    """Whether `content` starts with a valid IDX magic number: 00 00 <known type code> <dims>."""
+    return len(content) >= 4 and content[0] == 0 and content[1] == 0 and content[2] in IDX_DTYPES
+
+
+def describe_text(content: bytes) -> str | None:
+    """"starts with '<!DOCTYPE html' — an HTML page, not an IDX file" for content that is text,
+    else None. A download that saved an error page, or a README under a data file's name, is
+    the usual way a non-IDX file turns up, and its first characters say so better than bytes."""
+    head = content[:256]
+    # Printable ASCII, whitespace, or bytes of UTF-8 text; binary formats have control bytes early.
+    if not head or not all(byte >= 32 and byte != 127 or byte in b"\t\n\r" for byte in head):
+        return None
+    start = head.lstrip()
+    first = start.split(b"\n")[0].decode("utf-8", "replace")[:14].rstrip()
+    is_html = start[:14].lower().startswith((b"<!doctype html", b"<html"))
+    return f"starts with {first!r} — {'an HTML page' if is_html else 'text'}, not an IDX file"
+
+
 def parse_idx(content: bytes, source: str) -> np.ndarray:
     """The array in uncompressed IDX `content`, after checking its magic number and sizes.
 
     `source` names the file in error messages.
     """
     magic = content[:4]
-    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_DTYPES:
+    if not has_idx_magic(content):
+        text = describe_text(content)
+        if text is not None:
+            raise IDXError(f"{source} {text}")
         codes = "|".join(f"{code:02x}" for code in IDX_DTYPES)
         raise IDXError(f"wrong magic number in {source}: got {magic.hex(' ') or 'an empty file'}, "
                        f"expected 00 00 <type code {codes}> <number of dims>; is it an IDX file?")

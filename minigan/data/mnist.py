@@ -2,9 +2,11 @@
 
     images, labels = load_mnist("train")     # uint8 (60000, 28, 28), uint8 (60000,)
 
-Lookup order: the `data_dir` argument, then $MINIGAN_DATA, then the user cache
-(~/.cache/minigan/mnist, or $XDG_CACHE_HOME/minigan/mnist). The first directory that holds the
-split's files wins; each file may be gzipped (NAME.gz) or raw (NAME).
+Lookup order: the `data_dir` argument (--data-dir), then $MINIGAN_DATA, then the copy shipped
+in the checkout (<repo root>/data/mnist, when the package runs from a checkout that has it), then
+the user cache (~/.cache/minigan/mnist, or $XDG_CACHE_HOME/minigan/mnist). The first directory
+that holds the split's files wins; each file may be gzipped (NAME.gz) or raw (NAME). Only when
+none does is the split downloaded, into `data_dir`, else $MINIGAN_DATA, else the user cache.
 
 Every file is checked on every load, by the length and SHA-256 of its *decompressed* content
 (the .gz bytes vary with how a mirror compressed them; the IDX content does not). Anything that
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_bytes
-from .idx import IDXError, TruncatedGzipError, decompress_idx, parse_idx
+from .idx import IDX_DTYPES, IDXError, TruncatedGzipError, decompress_idx, describe_text, has_idx_magic, parse_idx
 
 # Decompressed length and SHA-256 of each file. Read at call time, so tests can swap in their own.
 EXPECTED = {
@@ -39,6 +41,14 @@ MIRRORS = [
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 ]
 
+# The copy shipped in the repository: minigan/data/mnist.py -> <repo root>/data/mnist. Looked in
+# only when it exists beside a pyproject.toml, so that an installed package never picks up some
+# unrelated site-packages/data/mnist. Read at call time, so tests can point it elsewhere.
+CHECKOUT_MNIST = Path(__file__).resolve().parents[2] / "data" / "mnist"
+
+# MNIST's two IDX magic numbers, as big-endian uint32: uint8 with 1 dimension, uint8 with 3.
+MAGIC_KINDS = {2049: "labels", 2051: "images"}
+
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -49,16 +59,20 @@ class MNISTError(Exception):
     """MNIST is missing, damaged or not what it should be; the message says which file and why."""
 
 
+class _WrongKind(MNISTError):
+    """A file that is not the MNIST file its name says: labels for images, an HTML page, ..."""
+
+
 def load_mnist(split: str = "train", data_dir=None, download: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The images, uint8 (N, 28, 28), and labels, uint8 (N,), of the "train" or "test" split.
 
-    Looks in `data_dir`, $MINIGAN_DATA and the user cache, in that order; when none holds the
-    split and `download` is true, downloads it into the first of those directories.
+    Looks in `search_dirs(data_dir)` in order; when none holds the split and `download` is
+    true, downloads it into `data_dir`, else $MINIGAN_DATA, else the user cache.
     """
     names = _file_names(split)
     directory = find_mnist(data_dir, split)
     if directory is None:
-        directory = search_dirs(data_dir)[0]
+        directory = download_dir(data_dir)
         advice = (f"put {', '.join(name + '.gz' for name in names)} in {directory}, "
                   f"or pass --data-dir / set MINIGAN_DATA")
         if not download:
@@ -88,10 +102,28 @@ def mnist_cache_dir() -> Path:
     return Path(cache) / "minigan" / "mnist"
 
 
+def checkout_mnist_dir() -> Path | None:
+    """The MNIST copy shipped in the repository, if the package runs from a checkout that has it."""
+    root = CHECKOUT_MNIST.parents[1]
+    return CHECKOUT_MNIST if CHECKOUT_MNIST.is_dir() and (root / "pyproject.toml").is_file() else None
+
+
 def search_dirs(data_dir=None) -> list[Path]:
-    """The directories MNIST is looked for in, in order: `data_dir`, $MINIGAN_DATA, the user cache."""
-    candidates = [data_dir, os.environ.get("MINIGAN_DATA"), mnist_cache_dir()]
+    """The directories MNIST is looked for in, in order: `data_dir`, $MINIGAN_DATA, the checkout's
+    data/mnist (only if it exists), the user cache."""
+    candidates = [data_dir, os.environ.get("MINIGAN_DATA"), checkout_mnist_dir(), mnist_cache_dir()]
     return [Path(candidate).expanduser() for candidate in candidates if candidate]
+
+
+def download_dir(data_dir=None) -> Path:
+    """Where a missing split is downloaded to: `data_dir`, else $MINIGAN_DATA, else the user cache.
+
+    Never the checkout's data/mnist: a download does not write into the repository.
+    """
+    for candidate in (data_dir, os.environ.get("MINIGAN_DATA")):
+        if candidate:
+            return Path(candidate).expanduser()
+    return mnist_cache_dir()
 
 
 def find_mnist(data_dir=None, split: str | None = None) -> Path | None:
@@ -111,14 +143,11 @@ def download_mnist(dest_dir, mirrors=None, timeout: float = 30.0, split: str | N
 
     Each file is tried on every mirror in turn (default `MIRRORS`), and is written under its
     final name only after its decompressed content matched `EXPECTED`: a failed, truncated or
-    corrupt download never leaves a file that looks valid.
+    corrupt download never leaves a file that looks valid, and creates no folders (`dest_dir` is
+    made only when the first checked file is written into it).
     """
     dest_dir = Path(dest_dir)
     mirrors = MIRRORS if mirrors is None else mirrors
-    try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise MNISTError(f"cannot create {dest_dir} to download MNIST into: {err.strerror or err}") from err
     for name in _file_names(split):
         if _file_in(dest_dir, name) is None:
             _download_file(name, dest_dir, mirrors, timeout)
@@ -166,6 +195,8 @@ def _read_checked(path: Path, name: str) -> np.ndarray:
         raise MNISTError(f"cannot read {path}: {err.strerror or err}") from err
     try:
         content = _check_content(data, name, source=str(path))
+    except _WrongKind:
+        raise  # the wrong file in the right place: the message says all there is to say
     except MNISTError as err:
         # A damaged local file is best fixed by fetching it again, which load_mnist does once it is gone.
         raise MNISTError(f"{err}; delete it and retry") from err
@@ -188,6 +219,7 @@ def _check_content(data: bytes, name: str, source: str) -> bytes:
                          f"after decompression, got {err.decompressed_bytes}") from err
     except IDXError as err:
         raise MNISTError(f"MNIST file {err}") from err
+    _check_kind(content, name, source)
     if len(content) != expected_size:
         problem = "truncated" if len(content) < expected_size else "too long"
         raise MNISTError(f"MNIST file {source} is {problem}: expected {expected_size} bytes "
@@ -196,6 +228,26 @@ def _check_content(data: bytes, name: str, source: str) -> bytes:
     if sha256 != expected_sha256:
         raise MNISTError(f"checksum mismatch for {source}: expected SHA-256 {expected_sha256}, got {sha256}")
     return content
+
+
+def _check_kind(content: bytes, name: str, source: str) -> None:
+    """Say plainly when `content` is not the kind of file `name` is: a labels file under an images
+    name, an HTML error page, anything that is not IDX. Content shorter than a magic number is
+    left to the length check, which calls it truncated."""
+    if len(content) < 4:
+        return
+    wanted = "images" if "-images-" in name else "labels"
+    if has_idx_magic(content):
+        magic = int.from_bytes(content[:4], "big")
+        kind = MAGIC_KINDS.get(magic)
+        if kind == wanted:
+            return
+        held = (f"an IDX {kind} file" if kind else
+                f"an IDX file of {IDX_DTYPES[content[2]].name} with {content[3]} dimensions")
+        raise _WrongKind(f"MNIST file {source} holds {held} (magic {magic}), not {wanted}")
+    text = describe_text(content)
+    reason = text or f"starts with bytes {content[:4].hex(' ')} — not an IDX file"
+    raise _WrongKind(f"MNIST file {source} {reason}")
 
 
 def _file_names(split: str | None) -> tuple[str, ...]:
