@@ -231,6 +231,12 @@ def binary_cross_entropy_with_logits(logits: Tensor, target) -> Tensor:
     if isinstance(target, numbers.Real):  # the GAN's 0 and 1: checked here, no array, no device sync
         if not 0 <= target <= 1:
             raise ValueError(f"{name}: target must lie in [0, 1], got {target}")
+        # The GAN's hard labels in closed form, −log σ(x) = softplus(−x) and −log(1 − σ(x)) =
+        # softplus(x): exact even for infinite logits, where softplus(x) − t·x would give inf − inf.
+        if target == 1:
+            return (-logits).softplus().mean()
+        if target == 0:
+            return logits.softplus().mean()
         return (logits.softplus() - logits * target).mean()
     if isinstance(target, Tensor):
         values = target.data

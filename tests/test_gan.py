@@ -320,3 +320,12 @@ def test_apply_schedule_steps_each_optimizer_once_per_update():
     opt_G, opt_D = gan.build_optimizers(reference, G, D)
     gan.apply_schedule(reference, opt_G, opt_D, epoch=1, d_updates=1)
     assert opt_G.lr == opt_D.lr == 2e-4
+
+
+def test_losses_are_exact_at_infinite_logits():
+    """A D that is certain (logit ±inf) costs 0 on its side and +inf on the other, never NaN."""
+    inf = np.array([[np.inf]])
+    assert gan.discriminator_loss(Tensor(inf), Tensor(-inf)).item() == 0.0
+    assert gan.generator_loss(Tensor(inf), "nonsaturating").item() == 0.0
+    assert gan.generator_loss(Tensor(-inf), "nonsaturating").item() == np.inf
+    assert gan.generator_loss(Tensor(-inf), "minimax").item() == 0.0

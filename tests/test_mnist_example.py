@@ -148,6 +148,7 @@ def test_missing_data_offline_is_one_line(script, tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("MINIGAN_DATA", raising=False)
     monkeypatch.setattr(mnist_data, "MIRRORS", ["http://127.0.0.1:9/"])  # nothing listens on port 9
+    monkeypatch.setattr(mnist_data, "CHECKOUT_MNIST", tmp_path / "no-checkout" / "data" / "mnist")  # not the shipped copy
     assert script.run(["--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
