@@ -27,6 +27,8 @@ FILL = {"leaf_grad": "#f4a261", "op_grad": "#fde8a6", "none": "#e4e4e4"}
 # G green and D blue, as in Figure 1; any other role takes the next free colour.
 ROLE_COLOURS = {"G": "#2a9d4f", "D": "#2b6cb0"}
 MORE_COLOURS = ("#9b4dca", "#c0392b", "#8a6d3b", "#d4a017")
+COLOUR_NAMES = {"#2a9d4f": "green", "#2b6cb0": "blue", "#9b4dca": "purple", "#c0392b": "red",
+                "#8a6d3b": "brown", "#d4a017": "gold"}
 LEGEND = ("orange: receives .grad in this backward   yellow: a gradient passes through   "
           "grey: no gradient (constant, frozen, or made under no_grad)")
 
@@ -78,30 +80,40 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def _head(node: Tensor, name) -> str:
+    """The first line of a node's label: its name, its op, or what kind of constant it is."""
+    if name is not None:
+        return f"{name} = {node._op}" if node._op else name
+    if node._parents:
+        return node._op
+    if node._op:  # made without a graph (under no_grad, or from constants only)
+        return f"{node._op} (constant)"
+    if node.size == 1:  # a constant such as the 1/m inside mean(): its value says more
+        return f"constant {float(node.data.reshape(())):.4g}"
+    return "leaf"
+
+
 def to_dot(root: Tensor, names=None, title=None) -> str:
     """Graphviz DOT text for the graph behind `root`; edges run from inputs to outputs."""
     by_id = _names_by_id(names)
-    roles = sorted({name.split(".")[0] for name in by_id.values() if "." in name})
+    nodes = graph_nodes(root)
+    drawn_names = (by_id.get(id(node), "") for node in nodes)
+    roles = sorted({name.split(".")[0] for name in drawn_names if "." in name})
     others = [role for role in roles if role not in ROLE_COLOURS]
     role_colour = {**ROLE_COLOURS, **{r: MORE_COLOURS[i % len(MORE_COLOURS)] for i, r in enumerate(others)}}
-    nodes = graph_nodes(root)
     ident = {id(node): f"n{i}" for i, node in enumerate(nodes)}
+    legend = [title] if title else []
+    legend.append(LEGEND)
+    if roles:
+        legend.append("outlined: parameters, in their player's colour (" +
+                      ", ".join(f"{role} {COLOUR_NAMES.get(role_colour[role], role_colour[role])}" for role in roles) + ")")
     lines = ["digraph minigan {", '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, labelloc=b, '
-             f"label={_quote((title + chr(10) if title else '') + LEGEND)}];",
+             f"label={_quote(chr(10).join(legend))}];",
              '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];']
     for node in nodes:
         name = by_id.get(id(node))
         shape = "(" + ", ".join(str(n) for n in node.shape) + ("," if node.ndim == 1 else "") + ")"
-        if name is not None:
-            head = f"{name} = {node._op}" if node._op else name
-        elif node._parents:
-            head = node._op
-        elif node._op:  # made without a graph (under no_grad, or from constants only)
-            head = f"{node._op} (constant)"
-        elif node.size == 1:  # a constant such as the 1/m inside mean(): its value says more
-            head = f"constant {float(node.data.reshape(())):.4g}"
-        else:
-            head = "leaf"
+        head = _head(node, name)
         if not node.requires_grad:
             kind = "none"
         else:
