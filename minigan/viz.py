@@ -14,7 +14,7 @@ what the next backward() does at that node, read from `requires_grad` as it is *
           so it is drawn as a leaf even when it has an op name (e.g. D's input in the D step).
 
 Draw before calling backward(): backward frees each op's inputs as it goes, unless it was
-called with retain_graph=True.
+called with retain_graph=True (a freed op is drawn grey, "graph freed by backward").
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def _head(node: Tensor, name) -> str:
         return f"{name} = {node._op}" if node._op else name
     if node._parents:
         return node._op
+    if not node.is_leaf:  # an op whose inputs backward() has already let go of
+        return f"{node._op} (graph freed by backward)"
     if node._op:  # made without a graph (under no_grad, or from constants only)
         return f"{node._op} (constant)"
     if node.size == 1:  # a constant such as the 1/m inside mean(): its value says more
@@ -114,7 +116,7 @@ def to_dot(root: Tensor, names=None, title=None) -> str:
         name = by_id.get(id(node))
         shape = "(" + ", ".join(str(n) for n in node.shape) + ("," if node.ndim == 1 else "") + ")"
         head = _head(node, name)
-        if not node.requires_grad:
+        if not node.requires_grad or not (node._parents or node.is_leaf):
             kind = "none"
         else:
             kind = "op_grad" if node._parents else "leaf_grad"

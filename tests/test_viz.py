@@ -113,6 +113,19 @@ def test_any_chain_is_drawn_whole(ops, grads, reuse):
     assert any(grads) or all(attributes["class"] == "none" for attributes in nodes.values())
 
 
+def test_after_backward_the_freed_graph_is_said_not_drawn_as_leaves():
+    w = Tensor(np.ones(3), requires_grad=True)
+    loss = (w * 2.0).sum()
+    loss.backward()
+    nodes, edges = parse_dot(viz.to_dot(loss))
+    assert edges == [] and [a["label"] for a in nodes.values()] == ["sum (graph freed by backward)\\n() float64"]
+    assert nodes["n0"]["class"] == "none"
+    w2 = Tensor(np.ones(3), requires_grad=True)
+    kept = (w2 * 2.0).sum()
+    kept.backward(retain_graph=True)
+    assert len(parse_dot(viz.to_dot(kept))[0]) == 4  # sum, mul, w2, the constant 2
+
+
 def test_a_long_chain_needs_no_recursion():
     x = Tensor(np.ones(3), requires_grad=True)
     y = x
