@@ -16,6 +16,7 @@ def script():
     return module
 
 
+@pytest.mark.slow  # about 4 s of CPU time (16 s wall on the busy 2-core dev VM), mostly matplotlib
 def test_animate_writes_a_gif_with_a_frame_per_moment(script, tmp_path, capsys):
     Image = pytest.importorskip("PIL.Image")  # matplotlib depends on Pillow, so this rarely skips
     gif, png = tmp_path / "out" / "figure1.gif", tmp_path / "figure1.png"
