@@ -1,7 +1,8 @@
 """Figure 1 of the GAN paper, drawn from a real run: a 1-D GAN learning p_data = N(4, 0.5).
 
     python examples/toy_1d.py                       # writes toy_1d.png
-    python examples/toy_1d.py --out docs/figure1_toy_1d.png --steps 3000 --noise normal
+    python examples/toy_1d.py --out docs/figure1_toy_1d.png  # the README figure: the defaults, uniform z
+    python examples/toy_1d.py --animate docs/figure1_animation.gif   # also the run as a GIF
 
 Like the paper's figure, each panel shows the data density (black dots), the generator's
 density p_g (green), the discriminator D(x) (blue, dashed), and, below, the noise line z with
@@ -12,6 +13,9 @@ end p_g ≈ p_data and D(x) ≈ 1/2 everywhere (Theorem 1's global optimum). Eac
 JSD(p_data ‖ p_g), estimated with minigan.toy on a kernel density estimate of p_g. With the
 defaults it falls from log 2 ≈ 0.693 (disjoint) to about 0.013 in 3,000 iterations (15-20 s on a
 CPU). Far from both densities D is unconstrained by the game, so it need not be 1/2 there.
+
+`--animate PATH` also writes the same run as a GIF, one panel whose frames run from (a) to (d):
+more frames early, where the picture changes fastest, and a pause on each of the four moments.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import math
 import os
 import time
+from pathlib import Path
 
 # Every matrix here is tiny (at most 256 × 128): a second BLAS thread saves nothing per matmul and
 # costs a wake-up, which on a busy machine made this script several times slower. Set before
@@ -48,9 +53,13 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", choices=["uniform", "normal"], default="uniform",
                    help="p_z: U(-1, 1), as drawn in the paper's figure, or N(0, 1)")
+    p.add_argument("--animate", metavar="GIF", help="also write the run as an animated GIF")
+    p.add_argument("--frames", type=int, default=48, help="moments drawn in the GIF (default 48)")
     args = p.parse_args(argv)
     if args.steps < 4:
         p.error("--steps must be at least 4, one per panel")
+    if args.frames < 4:
+        p.error("--frames must be at least 4")
     return args
 
 
@@ -99,36 +108,51 @@ def snapshot(G, D, step, z_arrows, z_density, grid) -> dict:
             "jsd": toy.jensen_shannon_divergence(grid, log_p_data, log_p_g)}
 
 
-def draw(panels, grid, z_arrows, noise_kind, path):
+Z_LINE, X_LINE = -0.45, 0.0  # heights of the noise line and the x axis in every panel
+
+
+def noise_positions(z_arrows, noise_kind):
+    """Where each arrow's z sits on the drawn noise line: z's domain under the middle of the x
+    axis, so that the arrows show G's stretching."""
+    z_low, z_high = (-1.0, 1.0) if noise_kind == "uniform" else (-2.5, 2.5)
+    left, right = X_RANGE[0] + 1.0, X_RANGE[1] - 1.0
+    return left + (z_arrows - z_low) / (z_high - z_low) * (right - left)
+
+
+def draw_panel(ax, panel, grid, p_data, z_drawn, title):
+    ax.plot(grid[::8], p_data[::8], "k.", markersize=3, label=r"$p_{data}$")
+    ax.plot(grid, panel["p_g"], color="tab:green", lw=1.8, label=r"$p_g$")
+    ax.plot(grid, panel["d"], color="tab:blue", ls="--", lw=1.5, label=r"$D(x)$")
+    ax.axhline(X_LINE, color="k", lw=0.8)
+    ax.axhline(Z_LINE, xmin=0.0, xmax=1.0, color="k", lw=0.8)
+    for start, end in zip(z_drawn, panel["arrows"]):
+        if X_RANGE[0] <= end <= X_RANGE[1]:
+            ax.annotate("", xy=(end, X_LINE), xytext=(start, Z_LINE),
+                        arrowprops=dict(arrowstyle="->", lw=0.6, color="0.35"))
+    ax.text(X_RANGE[0] + 0.1, X_LINE + 0.03, "x", fontsize=10)
+    ax.text(X_RANGE[0] + 0.1, Z_LINE + 0.03, "z", fontsize=10)
+    ax.set_xlim(*X_RANGE)
+    ax.set_ylim(Z_LINE - 0.08, 1.12)
+    ax.set_yticks([0, 0.5, 1.0])
+    ax.set_title(title, fontsize=10)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p_data = toy.gaussian_pdf(grid, DATA_MEAN, DATA_STD)
-    z_line, x_line = -0.45, 0.0  # heights of the two horizontal lines
-    # z's domain drawn under the middle of the x axis, so that the arrows show G's stretching.
-    z_low, z_high = (-1.0, 1.0) if noise_kind == "uniform" else (-2.5, 2.5)
-    left, right = X_RANGE[0] + 1.0, X_RANGE[1] - 1.0
-    z_drawn = left + (z_arrows - z_low) / (z_high - z_low) * (right - left)
+    return plt
 
+
+def draw(panels, grid, z_arrows, noise_kind, path):
+    plt = _pyplot()
+    p_data = toy.gaussian_pdf(grid, DATA_MEAN, DATA_STD)
+    z_drawn = noise_positions(z_arrows, noise_kind)
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), sharey=True)
     for ax, panel, letter in zip(axes, panels, "abcd"):
-        ax.plot(grid[::8], p_data[::8], "k.", markersize=3, label=r"$p_{data}$")
-        ax.plot(grid, panel["p_g"], color="tab:green", lw=1.8, label=r"$p_g$")
-        ax.plot(grid, panel["d"], color="tab:blue", ls="--", lw=1.5, label=r"$D(x)$")
-        ax.axhline(x_line, color="k", lw=0.8)
-        ax.axhline(z_line, xmin=0.0, xmax=1.0, color="k", lw=0.8)
-        for start, end in zip(z_drawn, panel["arrows"]):
-            if X_RANGE[0] <= end <= X_RANGE[1]:
-                ax.annotate("", xy=(end, x_line), xytext=(start, z_line),
-                            arrowprops=dict(arrowstyle="->", lw=0.6, color="0.35"))
-        ax.text(X_RANGE[0] + 0.1, x_line + 0.03, "x", fontsize=10)
-        ax.text(X_RANGE[0] + 0.1, z_line + 0.03, "z", fontsize=10)
-        ax.set_xlim(*X_RANGE)
-        ax.set_ylim(z_line - 0.08, 1.12)
-        ax.set_yticks([0, 0.5, 1.0])
-        ax.set_title(f"({letter}) step {panel['step']}, JSD ≈ {panel['jsd']:.3f}", fontsize=10)
+        draw_panel(ax, panel, grid, p_data, z_drawn, f"({letter}) step {panel['step']}, JSD ≈ {panel['jsd']:.3f}")
     axes[0].legend(loc="upper left", fontsize=8, frameon=False)
     fig.suptitle(r"1-D GAN on $p_{data} = \mathcal{N}(4, 0.5)$ (minigan; layout of Goodfellow et al. 2014, Fig. 1)",
                  fontsize=10)
@@ -137,6 +161,46 @@ def draw(panels, grid, z_arrows, noise_kind, path):
         return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     finally:
         plt.close(fig)
+
+
+def animate(frames, moments, grid, z_arrows, noise_kind, path, fps=8, hold=4):
+    """The run as a GIF: one panel per frame, held for `hold` frames at the four moments of the figure
+    and twice that at the end."""
+    from matplotlib.animation import PillowWriter
+
+    plt = _pyplot()
+    p_data = toy.gaussian_pdf(grid, DATA_MEAN, DATA_STD)
+    z_drawn = noise_positions(z_arrows, noise_kind)
+    letters = dict(zip(moments, "abcd"))
+    # D ≈ 1/2 where the data are (beyond them D is free, see the docstring): the last frame says how close.
+    near_data = np.abs(grid - DATA_MEAN) <= 2 * DATA_STD
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), dpi=80)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.91)  # fixed, so the frames do not jitter
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial.gif")  # renamed into place once complete
+    writer = PillowWriter(fps=fps)
+    try:
+        with writer.saving(fig, partial, dpi=fig.dpi):
+            for panel in frames:
+                ax.clear()
+                letter = f"({letters[panel['step']]}) " if panel["step"] in letters else ""
+                draw_panel(ax, panel, grid, p_data, z_drawn, f"{letter}step {panel['step']}, JSD ≈ {panel['jsd']:.3f}")
+                # A band above the curves for the legend, where D(x) = 1 cannot run through it.
+                ax.set_ylim(Z_LINE - 0.08, 1.3)
+                ax.legend(loc="upper left", ncol=3, fontsize=8, framealpha=1, edgecolor="none")
+                repeats = hold if panel["step"] in letters else 1
+                if panel is frames[-1]:
+                    gap = np.abs(panel["d"][near_data] - 0.5).max()
+                    ax.text(X_RANGE[1] - 0.1, 1.2, f"|D(x) − ½| ≤ {gap:.3f} on 4 ± 1", ha="right", fontsize=8)
+                    repeats = 2 * hold
+                for _ in range(repeats):
+                    writer.grab_frame()
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+        plt.close(fig)
+    return path
 
 
 def main(argv=None) -> int:
@@ -163,20 +227,27 @@ def main(argv=None) -> int:
     z_density = draw_noise(20_000)  # fixed, so that p_g's estimate changes only because G does
     # Early moments are where the picture changes most: D learns first, then G moves.
     moments = sorted({max(1, round(args.steps * f)) for f in (0.01, 0.04, 0.2)} | {args.steps})
-    panels = []
-    started = time.perf_counter()
+    # The GIF's frames, spaced evenly in log(step) for the same reason, plus the four moments.
+    frame_steps = set(np.geomspace(1, args.steps, args.frames).round().astype(int)) if args.animate else set()
+    panels, frames = [], []
+    training_seconds = 0.0
     for step in range(1, args.steps + 1):
-        stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k=1,
-                                    loss="nonsaturating")
+        started = time.perf_counter()
+        # k = 1 and the generator loss passed by position: the keyword is being renamed in gan.py.
+        stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, 1, "nonsaturating")
+        training_seconds += time.perf_counter() - started
+        if step in moments or step in frame_steps:
+            frames.append(snapshot(G, D, step, z_arrows, z_density, grid))
         if step in moments:
-            panels.append(snapshot(G, D, step, z_arrows, z_density, grid))
+            panels.append(frames[-1])
             print(f"step {step}: D loss {float(stats['d_loss']):.3f}, G loss {float(stats['g_loss']):.3f}, "
                   f"JSD(p_data ‖ p_g) ≈ {panels[-1]['jsd']:.4f}")
-    elapsed = time.perf_counter() - started
     path = draw(panels, grid, z_arrows, args.noise, args.out)
-    print(f"{args.steps} iterations in {elapsed:.1f} s; wrote {path}")
+    print(f"{args.steps} iterations in {training_seconds:.1f} s of training; wrote {path}")
+    if args.animate:
+        gif = animate(frames, moments, grid, z_arrows, args.noise, args.animate)
+        print(f"wrote {gif} ({len(frames)} moments)")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
