@@ -29,8 +29,10 @@ class Module:
         return [value for value in vars(self).values() if isinstance(value, Module)]
 
     def named_parameters(self, prefix=""):
+        """Every Tensor a module holds is a parameter, frozen (requires_grad False) or not, so that
+        a frozen module still lists, saves and loads all of them."""
         for name, value in vars(self).items():
-            if isinstance(value, Tensor) and value.requires_grad:
+            if isinstance(value, Tensor):
                 yield prefix + name, value
             elif isinstance(value, Module):
                 yield from value.named_parameters(prefix + name + ".")

@@ -329,3 +329,13 @@ def test_losses_are_exact_at_infinite_logits():
     assert gan.generator_loss(Tensor(inf), "nonsaturating").item() == 0.0
     assert gan.generator_loss(Tensor(-inf), "nonsaturating").item() == np.inf
     assert gan.generator_loss(Tensor(-inf), "minimax").item() == 0.0
+
+
+def test_a_frozen_module_still_lists_saves_and_loads_its_parameters():
+    G, D = tiny_players()
+    names = list(D.state_dict())
+    with gan.frozen(D):
+        assert [p.requires_grad for p in D.parameters()] == [False] * 4
+        assert list(D.state_dict()) == names
+        D.load_state_dict(D.state_dict())
+    assert all(p.requires_grad for p in D.parameters())
