@@ -134,8 +134,12 @@ _generators: dict[str, object] = {}
 
 
 def manual_seed(seed: int) -> None:
-    """Seed minigan's random numbers on every device (the CPU now, each GPU when first used)."""
+    """Seed minigan's random numbers on every device (the CPU now, each GPU when first used).
+
+    The seed is an integer in [0, 2**32): NumPy's and CuPy's generators both accept that range."""
     global _seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"manual_seed: the seed must be an integer in [0, 2**32), got {seed!r}")
     _seed = int(seed)
     _generators.clear()
 

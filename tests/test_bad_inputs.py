@@ -3,9 +3,12 @@
 Every message is checked whole, so that a change of wording is a decision, not an accident.
 """
 
+import re
+
 import numpy as np
 import pytest
 
+import minigan
 from minigan import Tensor, gradcheck, nn
 
 
@@ -144,3 +147,11 @@ def test_gradcheck_of_a_function_that_returns_a_float():
     assert message_of(TypeError, lambda: gradcheck(lambda x: (x * 2).sum().item(), [x])) == (
         "gradcheck: the function must return a Tensor, got float; a float (from .item(), say) has no graph "
         "to differentiate")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "3", True, None])
+def test_manual_seed_refuses_what_no_generator_takes(seed):
+    with pytest.raises(ValueError, match=re.escape(f"manual_seed: the seed must be an integer in [0, 2**32), got {seed!r}")):
+        minigan.manual_seed(seed)
+    minigan.manual_seed(0)
+    minigan.nn.Linear(2, 3)  # the generator still works afterwards
