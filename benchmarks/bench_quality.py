@@ -327,7 +327,7 @@ def plot(report, sample_grids, path):
                           color=colors[i], alpha=0.35)
             axis.errorbar(epochs, [s["mean"] for s in stats], yerr=[s["std"] or 0 for s in stats], color=colors[i],
                           capsize=3, label=row, linestyle="--" if row.startswith("torch") else "-")
-        axis.set(xlabel="epoch", title=label)
+        axis.set(xlabel="epoch", title=label, xticks=epochs)
         axis.title.set_fontsize(9)
         axis.grid(True, alpha=0.3)
         if column == 0:
