@@ -1,23 +1,35 @@
-"""Does minigan learn what torch learns? Train both on MNIST from the same start and compare.
+"""Does minigan learn what torch learns, at the budget of the torch script users compare it with?
 
-    python benchmarks/bench_quality.py --data-dir ../shared/data/mnist                # 3 seeds
-    python benchmarks/bench_quality.py --data-dir ../shared/data/mnist --iterations 2000 --seeds 0 1 2 3 4
+    python benchmarks/bench_quality.py --data-dir DIR                  # 10 epochs, 3 seeds: hours on 2 cores
+    python benchmarks/bench_quality.py --data-dir DIR --seeds 0 1 2 3 4 --eval-epochs 1 2 5 10
+    python benchmarks/bench_quality.py --data-dir DIR --quick          # smoke run, under a minute
 
-For each seed, minigan's `reference` GAN and the torch reference (benchmarks/torch_reference.py)
-start from the same weights (minigan's, copied into torch) and are fed exactly the same data
-batches and noise batches, iteration by iteration (Algorithm 1, k=1, non-saturating loss, Adam).
-The two runs agree to rounding at first, then drift apart the way two float32 runs of any GAN
-do, so the comparison that matters is statistical: are the loss trajectories, and the samples,
-alike across seeds?
+Four rows, each trained on MNIST for `--epochs` epochs (an epoch: 468 shuffled minibatches of 128;
+the last 96 images of each shuffle are dropped):
 
-Reported per run: D and G loss every iteration (plotted smoothed, side by side), their means over
-the last tenth of training, and the wall time. When minigan.metrics and minigan.classifier are
-importable, also the Parzen-window log-likelihood of test digits (σ chosen on held-out training
-digits, the paper's protocol at a smaller size) and the FID between digit-classifier features of
-samples and test digits. A short run is far from a trained GAN: these numbers compare the two
-implementations with each other, not with the paper.
+    torch-k1      the torch reference (benchmarks/torch_reference.py), Algorithm 1 at k = 1
+    torch-every5  the same nets and losses under the users' torch script schedule: of every 5
+                  minibatches, 4 give a D step and the 5th gives only a G step that reuses the last
+                  D step's fakes (torch_reference.every5_epoch): 375 D and 93 G steps an epoch
+    minigan-k1    gan.train_iteration at k = 1: 468 D and 468 G steps an epoch
+    minigan-k4    gan.train_iteration at k = 4, the closest Algorithm-1 counterpart of every5: 117
+                  iterations an epoch, 468 D steps on fresh data and 117 G steps on fresh noise
 
-Results: benchmarks/results/bench_quality-<time>.json and .png.
+Within a seed every row starts from the same weights (minigan's, copied into torch), shuffles the
+data the same way, and takes minibatch i's D-step noise from the same stream. minigan-k1 and
+torch-k1 therefore see identical minibatches and noise, step for step. every5 and k4 share the
+first group of 4 D steps and then part ways: every5 skips every 5th minibatch and draws no noise for
+its G step, k4 uses every minibatch for D and draws G-step noise.
+
+At each of `--eval-epochs` every row's G draws `--samples` digits from the same z, scored against
+`--test-size` test digits as `python -m minigan.evaluate` does: Parzen-window log-likelihood (σ
+chosen on 1,000 training digits, the paper's protocol at the paper's 10,000 samples by default),
+FID of digit-classifier features, Inception Score and classes covered (minigan.classifier; trained
+once and cached). Then, per row, mean ± std over seeds, and for each pair of rows Welch's t-test
+(computed here, no scipy): a difference counts only when p < 0.05.
+
+Results: benchmarks/results/bench_quality-<time>.json and .png, or bench_quality-reduced-<time>.*
+when the run is smaller than the default budget.
 """
 
 from __future__ import annotations
@@ -25,19 +37,24 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
+import shlex
 import sys
 import time
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import minigan
-from minigan import Tensor, backend, gan
+from minigan import Tensor, backend, evaluate, gan
 from minigan.atomic import atomic_write
+from minigan.classifier import load_or_train_classifier
 from minigan.data import load_mnist
+from minigan.metrics import gaussian_statistics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch_reference  # noqa: E402
@@ -45,179 +62,243 @@ from machine import cpu_model  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CONFIG = gan.CONFIGS["reference"]
-VALIDATION_ROWS = slice(50_000, 51_000)  # held-out digits for choosing the Parzen σ, as in evaluate.py
+VALIDATION_ROWS = evaluate.VALIDATION_ROWS  # training digits that choose the Parzen σ
+SAMPLE_SEED_OFFSET = 10_000  # the evaluation noise of seed s comes from default_rng(10_000 + s)
+ROWS = {
+    "torch-k1": "torch reference, Algorithm 1 at k = 1",
+    "torch-every5": "torch reference, the users' every-5 schedule (4 D steps, then a G step on the last fakes)",
+    "minigan-k1": "minigan gan.train_iteration, k = 1",
+    "minigan-k4": "minigan gan.train_iteration, k = 4 (fresh data for every D step, fresh noise for G)",
+}
+METRICS = ("parzen_ll", "fid", "classes_covered", "kl_to_uniform", "inception_score")
+COMPARED = ("parzen_ll", "fid", "classes_covered", "kl_to_uniform")
+SIGNIFICANCE = 0.05
+DEFAULTS = {"epochs": 10, "seeds": [0, 1, 2], "eval_epochs": [2, 5, 10], "samples": 10_000, "test_size": 10_000,
+            "train_images": CONFIG.train_images, "batch_size": CONFIG.batch_size}
+QUICK = {"epochs": 2, "seeds": [0, 1], "eval_epochs": [1, 2], "samples": 500, "test_size": 500,
+         "train_images": 1280}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="folder with the MNIST files (else $MINIGAN_DATA, the cache)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--iterations", type=int, default=1000,
-                        help="training iterations per run (default 1000, about two epochs: a few minutes "
-                             "on 2 CPU cores for the 6 runs)")
-    parser.add_argument("--batch-size", type=int, default=CONFIG.batch_size)
-    parser.add_argument("--samples", type=int, default=2000, help="generator samples for Parzen and FID (default 2000)")
-    parser.add_argument("--test-size", type=int, default=2000, help="test digits scored (default 2000)")
-    parser.add_argument("--no-metrics", action="store_true", help="skip Parzen and FID")
-    parser.add_argument("--classifier-cache", default=None,
-                        help="folder of the cached digit classifier for FID (default: minigan's user cache)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULTS["seeds"])
+    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    parser.add_argument("--eval-epochs", type=int, nargs="+", default=DEFAULTS["eval_epochs"],
+                        help="epochs after which samples are scored (default 2 5 10; the last epoch always is)")
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--samples", type=int, default=DEFAULTS["samples"], help="generator samples scored")
+    parser.add_argument("--test-size", type=int, default=DEFAULTS["test_size"], help="test digits scored")
+    parser.add_argument("--train-images", type=int, default=DEFAULTS["train_images"],
+                        help="train on the first N training digits (default all 60000)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+                        + " (flags given explicitly win)")
+    parser.add_argument("--classifier-cache", default=None, help="folder of the cached digit classifier")
     parser.add_argument("--out-dir", default=None, help="default: benchmarks/results next to this file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick:  # the quick settings become the defaults; flags on the command line still win
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
+    args.eval_epochs = sorted({e for e in args.eval_epochs if 1 <= e <= args.epochs} | {args.epochs})
+    if args.samples < 2 or args.test_size < 2:
+        parser.error("--samples and --test-size must be at least 2 (a covariance needs two rows)")
+    if args.train_images < args.batch_size:
+        parser.error("--train-images must hold at least one minibatch")
+    return args
 
 
-# --- the same batches for both -------------------------------------------------------------------
+def is_default_budget(args) -> bool:
+    return all(getattr(args, key) == value for key, value in DEFAULTS.items() if key not in ("seeds", "eval_epochs")) \
+        and len(args.seeds) >= len(DEFAULTS["seeds"]) and set(args.rows) == set(ROWS)
 
 
-def batch_stream(seed: int, pixels: np.ndarray, iterations: int, batch_size: int, k: int = CONFIG.k):
-    """Per iteration: k data batches (shuffled epochs over `pixels`) and k + 1 noise batches.
-
-    A generator function, so that calling it twice with one seed replays exactly the same batches.
-    """
-    rng = np.random.default_rng(seed)
-    order, position = rng.permutation(len(pixels)), 0
-    for _ in range(iterations):
-        data = []
-        for _ in range(k):
-            if position + batch_size > len(order):
-                order, position = rng.permutation(len(pixels)), 0
-            data.append(pixels[order[position:position + batch_size]])
-            position += batch_size
-        noise = [rng.standard_normal((batch_size, CONFIG.noise_dim), dtype=np.float32) for _ in range(k + 1)]
-        yield data, noise
+# --- the same minibatches and noise for every row --------------------------------------------------
 
 
-# --- one training run per implementation --------------------------------------------------------
+class EpochMinibatches:
+    """Epoch `epoch`'s minibatches for one seed, made on demand: item i is (x, z_d, z_g), the data,
+    the noise for the D step on it, and noise for a G step after it. The shuffle and every noise
+    batch depend only on (seed, epoch, i), so each row gets the same one whatever it skips."""
+
+    def __init__(self, pixels, seed: int, epoch: int, batch_size: int):
+        self.pixels, self.seed, self.epoch, self.batch_size = pixels, seed, epoch, batch_size
+        self.order = np.random.default_rng([seed, epoch]).permutation(len(pixels))
+
+    def __len__(self):
+        return len(self.order) // self.batch_size  # the last partial minibatch is dropped
+
+    def __getitem__(self, i):
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        x = self.pixels[self.order[i * self.batch_size:(i + 1) * self.batch_size]]
+        z_d, z_g = (np.random.default_rng([self.seed, self.epoch, i, role])
+                    .standard_normal((self.batch_size, CONFIG.noise_dim), dtype=np.float32) for role in (0, 1))
+        return x, z_d, z_g
 
 
-def train_minigan(seed, pixels, args):
-    backend.manual_seed(seed)
-    G, D = gan.build_generator(CONFIG), gan.build_discriminator(CONFIG)
-    initial = {"G": G.state_dict(), "D": D.state_dict()}
-    opt_G, opt_D = gan.build_optimizers(CONFIG, G, D)
-    d_losses, g_losses = [], []
-    started = time.perf_counter()
-    for data, noise in batch_stream(seed, pixels, args.iterations, args.batch_size):
-        data, noise = iter(data), iter(noise)
-        stats = gan.train_iteration(G, D, opt_G, opt_D, lambda: Tensor(next(data)), lambda: Tensor(next(noise)),
-                                    CONFIG.k, CONFIG.loss)
-        d_losses.append(float(stats["d_loss"]))
-        g_losses.append(float(stats["g_loss"]))
-    seconds = time.perf_counter() - started
+# --- the rows ----------------------------------------------------------------------------------------
 
-    def generate(z):
+
+class MiniganRow:
+    """gan.train_iteration with k D steps per iteration; an epoch is len(minibatches) // k iterations."""
+
+    def __init__(self, initial, k: int):
+        self.k = k
+        self.G, self.D = gan.build_generator(CONFIG), gan.build_discriminator(CONFIG)
+        self.G.load_state_dict(initial["G"])
+        self.D.load_state_dict(initial["D"])
+        self.opt_G, self.opt_D = gan.build_optimizers(CONFIG, self.G, self.D)
+
+    def train_epoch(self, minibatches) -> dict:
+        d_losses, g_losses = [], []
+        for start in range(0, len(minibatches) - self.k + 1, self.k):
+            group = [minibatches[i] for i in range(start, start + self.k)]
+            data = iter([Tensor(x) for x, _, _ in group])
+            noise = iter([Tensor(z_d) for _, z_d, _ in group] + [Tensor(group[-1][2])])
+            stats = gan.train_iteration(self.G, self.D, self.opt_G, self.opt_D, lambda: next(data),
+                                        lambda: next(noise), self.k, CONFIG.loss)
+            d_losses.append(float(stats["d_loss"]))
+            g_losses.append(float(stats["g_loss"]))
+        return {"d_steps": self.k * len(d_losses), "g_steps": len(g_losses), "d_loss": d_losses, "g_loss": g_losses}
+
+    def generate(self, z):
         with minigan.no_grad():
-            return G(Tensor(z)).numpy()
-
-    return initial, {"d_loss": d_losses, "g_loss": g_losses, "seconds": seconds}, generate
+            return self.G(Tensor(z)).numpy()
 
 
-def train_torch(seed, initial, pixels, args):
-    G, D = torch_reference.build_generator(), torch_reference.build_discriminator()
-    torch_reference.load_minigan_weights(G, initial["G"])
-    torch_reference.load_minigan_weights(D, initial["D"])
-    opt_G, opt_D = torch_reference.build_optimizers(G, D)
-    d_losses, g_losses = [], []
-    started = time.perf_counter()
-    for data, noise in batch_stream(seed, pixels, args.iterations, args.batch_size):
-        data, noise = iter(data), iter(noise)
-        stats = torch_reference.train_iteration(G, D, opt_G, opt_D, lambda: torch.from_numpy(next(data)),
-                                                lambda: torch.from_numpy(next(noise)), CONFIG.k, CONFIG.loss)
-        d_losses.append(stats["d_loss"].item())
-        g_losses.append(stats["g_loss"].item())
-    seconds = time.perf_counter() - started
+class TorchRow:
+    """torch_reference.train_epoch under a named schedule ("k1" or "every5")."""
 
-    def generate(z):
+    def __init__(self, initial, schedule: str):
+        self.schedule = schedule
+        self.G, self.D = torch_reference.build_generator(), torch_reference.build_discriminator()
+        torch_reference.load_minigan_weights(self.G, initial["G"])
+        torch_reference.load_minigan_weights(self.D, initial["D"])
+        self.opt_G, self.opt_D = torch_reference.build_optimizers(self.G, self.D)
+
+    def train_epoch(self, minibatches) -> dict:
+        as_tensors = (tuple(map(torch.from_numpy, minibatches[i])) for i in range(len(minibatches)))
+        return torch_reference.train_epoch(self.G, self.D, self.opt_G, self.opt_D, as_tensors, self.schedule,
+                                           CONFIG.loss)
+
+    def generate(self, z):
         with torch.no_grad():
-            return G(torch.from_numpy(z)).numpy()
-
-    return {"d_loss": d_losses, "g_loss": g_losses, "seconds": seconds}, generate
+            return self.G(torch.from_numpy(z)).numpy()
 
 
-# --- sample quality (optional: needs minigan.metrics and minigan.classifier) ---------------------
+def build_row(name: str, initial):
+    return {"torch-k1": lambda: TorchRow(initial, "k1"), "torch-every5": lambda: TorchRow(initial, "every5"),
+            "minigan-k1": lambda: MiniganRow(initial, 1), "minigan-k4": lambda: MiniganRow(initial, 4)}[name]()
 
 
-def load_scorer(args, train_pixels01, test_pixels01):
-    """A function from samples in [0, 1] to {"parzen_ll", "parzen_se", "parzen_sigma", "fid"}, or
-    None (with the reason printed) when the metrics modules are not there."""
-    try:
-        from minigan.metrics import (frechet_distance_from_statistics, gaussian_statistics,
-                                     parzen_log_likelihood, parzen_summary, select_parzen_sigma)
-    except (ImportError, AttributeError) as error:
-        print(f"metrics: skipped, minigan.metrics is not usable ({error})")
-        return None
-    try:
-        from minigan.classifier import load_or_train_classifier
+# --- scoring, as python -m minigan.evaluate does it ----------------------------------------------------
 
-        classifier = load_or_train_classifier(data_dir=args.data_dir, cache_dir=args.classifier_cache)
-        test_statistics = gaussian_statistics(classifier.features(test_pixels01))
-    except (ImportError, AttributeError) as error:
-        print(f"FID: skipped, minigan.classifier is not usable ({error})")
-        classifier = None
-    validation = train_pixels01[VALIDATION_ROWS]
 
-    def score(samples01):
-        sigma, _ = select_parzen_sigma(samples01, validation)
-        mean, standard_error = parzen_summary(parzen_log_likelihood(samples01, test_pixels01, sigma))
-        result = {"parzen_ll": mean, "parzen_se": standard_error, "parzen_sigma": sigma}
-        if classifier is not None:
-            features = classifier.features(samples01.astype(np.float32))
-            result["fid"] = frechet_distance_from_statistics(*gaussian_statistics(features), *test_statistics)
-        return result
+def sample_pixels(generate, n: int, seed: int) -> np.ndarray:
+    """n samples as float64 pixels in [0, 1], from the z that evaluate.generate_pixels would draw."""
+    rng, low, high = np.random.default_rng(seed), *CONFIG.data_range
+    chunks = []
+    for start in range(0, n, evaluate.SAMPLE_BATCH):
+        z = rng.standard_normal((min(evaluate.SAMPLE_BATCH, n - start), CONFIG.noise_dim), dtype=np.float32)
+        chunks.append(generate(z).astype(np.float64))
+    return np.clip((np.concatenate(chunks) - low) / (high - low), 0.0, 1.0)
+
+
+def make_scorer(classifier, validation, test):
+    test_statistics = gaussian_statistics(classifier.features(test))
+
+    def score(samples01) -> dict:
+        parzen = evaluate.parzen_row(samples01, validation, test, "samples")
+        row = evaluate.classifier_row(classifier, samples01, test_statistics)
+        return {"parzen_ll": parzen["log_likelihood"], "parzen_se": parzen["standard_error"],
+                "parzen_sigma": parzen["sigma"], **row}
 
     return score
 
 
-# --- output --------------------------------------------------------------------------------------
+# --- statistics over seeds -------------------------------------------------------------------------
 
 
-def smooth(values, window):
+def regularized_incomplete_beta(x: float, a: float, b: float) -> float:
+    """I_x(a, b), by the continued fraction of Numerical Recipes (betacf, modified Lentz)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below this; use the symmetry
+        return 1.0 - regularized_incomplete_beta(1.0 - x, b, a)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    fraction = d
+    for m in range(1, 500):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            fraction *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return math.exp(log_front) * fraction / a
+
+
+def student_t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| ≥ |t|) for Student's t with df degrees of freedom: I_{df/(df + t²)}(df/2, 1/2)."""
+    if math.isinf(t):
+        return 0.0
+    return regularized_incomplete_beta(df / (df + t * t), df / 2, 0.5)
+
+
+def welch_t_test(a, b) -> dict | None:
+    """Welch's t-test of mean(a) = mean(b) without assuming equal variances; None below 2 values each.
+
+    t = (ā − b̄) / √(s_a²/n_a + s_b²/n_b), with Welch–Satterthwaite degrees of freedom. When both
+    samples have zero spread the test is degenerate: p = 1 for equal means, else 0.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = float(a.var(ddof=1)) / len(a), float(b.var(ddof=1)) / len(b)
+    difference = float(a.mean() - b.mean())
+    if va + vb == 0:
+        return {"difference": difference, "t": math.copysign(math.inf, difference) if difference else 0.0,
+                "df": None, "p": 0.0 if difference else 1.0}
+    t = difference / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return {"difference": difference, "t": t, "df": df, "p": student_t_two_sided_p(t, df)}
+
+
+def mean_std(values) -> dict:
     values = np.asarray(values, dtype=np.float64)
-    window = max(1, min(window, len(values)))
-    return np.convolve(values, np.ones(window) / window, mode="valid")
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+            "n": len(values), "values": values.tolist()}
 
 
-def first_divergence(ours, theirs, tolerance=0.01):
-    """The first iteration at which the two runs' losses differ by more than `tolerance`
-    (relative), or None: until then they are the same run up to rounding."""
-    ours, theirs = np.asarray(ours), np.asarray(theirs)
-    apart = np.abs(ours - theirs) > tolerance * np.maximum(np.abs(theirs), 1e-12)
-    return int(np.argmax(apart)) if apart.any() else None
+def summarize(runs, rows, eval_epochs):
+    """Per row and evaluated epoch, mean ± std of each metric over seeds; and at the last epoch
+    Welch's test for every pair of rows and every compared metric."""
+    def values(row, epoch, metric):
+        return [run["rows"][row]["evaluations"][str(epoch)][metric] for run in runs]
+
+    summary = {row: {str(epoch): {metric: mean_std(values(row, epoch, metric)) for metric in METRICS}
+                     for epoch in eval_epochs} for row in rows}
+    last = eval_epochs[-1]
+    comparisons = []
+    for a, b in combinations(rows, 2):
+        for metric in COMPARED:
+            test = welch_t_test(values(a, last, metric), values(b, last, metric))
+            if test is not None:
+                comparisons.append({"a": a, "b": b, "metric": metric, "epoch": last, **test,
+                                    "exceeds_seed_spread": bool(test["p"] < SIGNIFICANCE)})
+    return summary, comparisons
 
 
-def tail_mean(values, fraction=0.1):
-    values = np.asarray(values)
-    return float(values[-max(1, int(len(values) * fraction)):].mean())
-
-
-def plot(runs, sample_grids, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(12, 7.5))
-    grid = fig.add_gridspec(2, 4, height_ratios=[1, 1])
-    window = max(1, len(runs[0]["minigan"]["d_loss"]) // 40)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for column, (key, label) in enumerate((("d_loss", "D loss"), ("g_loss", "G loss"))):
-        axis = fig.add_subplot(grid[0, 2 * column:2 * column + 2])
-        for i, run in enumerate(runs):
-            for implementation, style in (("minigan", "-"), ("torch", "--")):
-                curve = smooth(run[implementation][key], window)
-                axis.plot(np.arange(len(curve)) + window, curve, style, color=colors[i % len(colors)],
-                          label=f"{implementation}, seed {run['seed']}", linewidth=1.2)
-        axis.set(xlabel="iteration", ylabel=f"{label} (moving average of {window})")
-        axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=7, ncol=2)
-    for column, (implementation, images) in enumerate(sample_grids.items()):
-        axis = fig.add_subplot(grid[1, 2 * column:2 * column + 2])
-        axis.imshow(images, cmap="gray", vmin=0, vmax=1)
-        axis.set_title(f"{implementation}, seed {runs[0]['seed']}, same z", fontsize=9)
-        axis.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
+# --- output -----------------------------------------------------------------------------------------
 
 
 def tile(samples01, rows=6, columns=6):
@@ -225,82 +306,150 @@ def tile(samples01, rows=6, columns=6):
     return images.transpose(0, 2, 1, 3).reshape(rows * 28, columns * 28)
 
 
+def plot(report, sample_grids, path):
+    import matplotlib
 
-# --- main ----------------------------------------------------------------------------------------
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, epochs = report["settings"]["rows"], report["settings"]["eval_epochs"]
+    fig = plt.figure(figsize=(13, 7.5))
+    grid = fig.add_gridspec(2, max(3, len(rows)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for column, (metric, label) in enumerate((("parzen_ll", "Parzen log-likelihood (nats), higher is better"),
+                                              ("fid", "FID (classifier features), lower is better"),
+                                              ("classes_covered", "classes covered (of 10)"))):
+        axis = fig.add_subplot(grid[0, column])
+        for i, row in enumerate(rows):
+            stats = [report["summary"][row][str(e)][metric] for e in epochs]
+            for run in report["runs"]:
+                axis.plot(epochs, [run["rows"][row]["evaluations"][str(e)][metric] for e in epochs], ".",
+                          color=colors[i], alpha=0.35)
+            axis.errorbar(epochs, [s["mean"] for s in stats], yerr=[s["std"] or 0 for s in stats], color=colors[i],
+                          capsize=3, label=row, linestyle="--" if row.startswith("torch") else "-")
+        axis.set(xlabel="epoch", title=label, xticks=epochs)
+        axis.title.set_fontsize(9)
+        axis.grid(True, alpha=0.3)
+        if column == 0:
+            axis.legend(fontsize=8)
+    for column, (row, images) in enumerate(sample_grids.items()):
+        axis = fig.add_subplot(grid[1, column])
+        axis.imshow(images, cmap="gray", vmin=0, vmax=1)
+        axis.set_title(f"{row}, epoch {epochs[-1]}, seed {report['settings']['seeds'][0]}", fontsize=9)
+        axis.axis("off")
+    settings = report["settings"]
+    fig.suptitle(f"{report['budget']} budget: {settings['epochs']} epochs × {settings['minibatches_per_epoch']} "
+                 f"minibatches of {settings['batch_size']}, seeds {settings['seeds']}, {settings['samples']} samples "
+                 f"vs {settings['test_size']} test digits; mean ± std over seeds, dots: single seeds; "
+                 f"{report['date'][:16]}, load {report['machine']['load_before'][0]:.1f}", fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
 
 
-def main(args) -> None:
+def recorded_command(argv) -> str:
+    """The command line, with folder arguments replaced by placeholders (they name this machine)."""
+    argv, shown = list(argv), []
+    for i, word in enumerate(argv):
+        folder_flag = i > 0 and argv[i - 1] in ("--data-dir", "--classifier-cache", "--out-dir")
+        shown.append(f"<{argv[i - 1][2:]}>" if folder_flag else word)
+    return "python benchmarks/bench_quality.py " + shlex.join(shown)
+
+
+def print_summary(summary, comparisons, rows, last):
+    print(f"\nafter epoch {last}, mean ± std over seeds")
+    print(f"{'':<15}" + "".join(f"{row:>22}" for row in rows))
+    for metric in METRICS:
+        cells = [summary[row][str(last)][metric] for row in rows]
+        print(f"{metric:<15}" + "".join(f"{c['mean']:>12.2f} ± {c['std'] if c['std'] is not None else float('nan'):<7.2f}"
+                                        for c in cells))
+    print(f"\nWelch's t-test, epoch {last} (a difference exceeds the seed spread when p < {SIGNIFICANCE})")
+    for c in comparisons:
+        verdict = "EXCEEDS seed spread" if c["exceeds_seed_spread"] else "within seed spread"
+        df = f"{c['df']:.1f}" if c["df"] is not None else "-"
+        print(f"  {c['metric']:<15} {c['a']:>13} − {c['b']:<13} = {c['difference']:>8.2f}   t {c['t']:>6.2f}  "
+              f"df {df:>4}  p {c['p']:.3f}  {verdict}")
+
+
+# --- main -------------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
     started = datetime.datetime.now().astimezone()
+    load_before = os.getloadavg()
     train_images, _ = load_mnist("train", data_dir=args.data_dir)
     test_images, _ = load_mnist("test", data_dir=args.data_dir)
     low, high = CONFIG.data_range
-    train01 = train_images.reshape(len(train_images), -1).astype(np.float32) / 255
-    pixels = train01[:CONFIG.train_images] * (high - low) + low  # what G learns to imitate, in [-1, 1]
+    train01 = train_images.reshape(len(train_images), -1).astype(np.float64) / 255
+    pixels = (train01[:args.train_images] * (high - low) + low).astype(np.float32)  # what G imitates, in [-1, 1]
     test01 = test_images[:args.test_size].reshape(-1, 784).astype(np.float64) / 255
-    score = None if args.no_metrics else load_scorer(args, train01, test01)
-    print(f"bench_quality: reference GAN on MNIST, seeds {args.seeds}, {args.iterations} iterations of batch "
-          f"{args.batch_size}; torch {torch.__version__} with {torch.get_num_threads()} threads")
+    classifier = load_or_train_classifier(data_dir=args.data_dir, cache_dir=args.classifier_cache)
+    score = make_scorer(classifier, train01[VALIDATION_ROWS], test01)
+    minibatches_per_epoch = len(pixels) // args.batch_size
+    print(f"bench_quality: rows {args.rows}, seeds {args.seeds}, {args.epochs} epochs of {minibatches_per_epoch} "
+          f"minibatches of {args.batch_size}, scored at epochs {args.eval_epochs}; torch {torch.__version__} "
+          f"with {torch.get_num_threads()} threads; load {load_before[0]:.2f}")
 
     runs, sample_grids = [], {}
     for seed in args.seeds:
-        initial, ours, our_generate = train_minigan(seed, pixels, args)
-        theirs, their_generate = train_torch(seed, initial, pixels, args)
-        run = {"seed": seed, "minigan": ours, "torch": theirs,
-               "first_divergence": min((i for i in (first_divergence(ours[key], theirs[key])
-                                                   for key in ("d_loss", "g_loss")) if i is not None), default=None)}
-        z = np.random.default_rng(10_000 + seed).standard_normal((args.samples, CONFIG.noise_dim), dtype=np.float32)
-        for name, generate in (("minigan", our_generate), ("torch", their_generate)):
-            samples01 = np.clip((generate(z).astype(np.float64) - low) / (high - low), 0, 1)
-            run[name]["final_d_loss"] = tail_mean(run[name]["d_loss"])
-            run[name]["final_g_loss"] = tail_mean(run[name]["g_loss"])
-            if score is not None:
-                run[name].update(score(samples01))
-            if seed == args.seeds[0]:
-                sample_grids[name] = tile(samples01)
-        run["sample_difference_rms"] = float(np.sqrt(np.mean((our_generate(z[:256]) - their_generate(z[:256])) ** 2)))
+        backend.manual_seed(seed)
+        initial = {"G": gan.build_generator(CONFIG).state_dict(), "D": gan.build_discriminator(CONFIG).state_dict()}
+        run = {"seed": seed, "rows": {}}
+        for name in args.rows:
+            row, record = build_row(name, initial), {"epochs": [], "evaluations": {}}
+            for epoch in range(1, args.epochs + 1):
+                tick = time.perf_counter()
+                stats = row.train_epoch(EpochMinibatches(pixels, seed, epoch, args.batch_size))
+                entry = {"epoch": epoch, "d_steps": stats["d_steps"], "g_steps": stats["g_steps"],
+                         "d_loss_mean": float(np.mean(stats["d_loss"])) if stats["d_loss"] else None,
+                         "g_loss_mean": float(np.mean(stats["g_loss"])) if stats["g_loss"] else None,
+                         "train_seconds": time.perf_counter() - tick}
+                line = f"  seed {seed} {name:<13} epoch {epoch:>2}: {entry['train_seconds']:5.1f} s"
+                if epoch in args.eval_epochs:
+                    tick = time.perf_counter()
+                    samples01 = sample_pixels(row.generate, args.samples, SAMPLE_SEED_OFFSET + seed)
+                    record["evaluations"][str(epoch)] = score(samples01)
+                    entry["eval_seconds"] = time.perf_counter() - tick
+                    scores = record["evaluations"][str(epoch)]
+                    line += (f", Parzen {scores['parzen_ll']:7.1f}, FID {scores['fid']:7.2f}, "
+                             f"classes {scores['classes_covered']} (scored in {entry['eval_seconds']:.0f} s)")
+                    if seed == args.seeds[0] and epoch == args.epochs:
+                        sample_grids[name] = tile(samples01)
+                record["epochs"].append(entry)
+                print(line, flush=True)
+            run["rows"][name] = record
         runs.append(run)
-        print(f"  seed {seed}: " + "; ".join(
-            f"{name} D {run[name]['final_d_loss']:.3f} G {run[name]['final_g_loss']:.3f}"
-            + (f" Parzen {run[name]['parzen_ll']:.1f}" if "parzen_ll" in run[name] else "")
-            + (f" FID {run[name]['fid']:.2f}" if "fid" in run[name] else "")
-            + f" ({run[name]['seconds']:.0f} s)" for name in ("minigan", "torch"))
-            + f"; losses agree within 1% until iteration {run['first_divergence']}"
-            + f", rms(G_minigan(z) − G_torch(z)) at the end {run['sample_difference_rms']:.3f}")
 
-    summary = {}
-    for name in ("minigan", "torch"):
-        summary[name] = {}
-        for key in ("final_d_loss", "final_g_loss", "parzen_ll", "fid", "seconds"):
-            values = [run[name][key] for run in runs if key in run[name]]
-            if values:
-                summary[name][key] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
-    print("\nover seeds, mean ± std (final = mean over the last 10% of iterations)")
-    print(f"{'':<14}{'minigan':>22}{'torch':>22}")
-    for key, label in (("final_d_loss", "final D loss"), ("final_g_loss", "final G loss"),
-                       ("parzen_ll", "Parzen LL"), ("fid", "FID"), ("seconds", "train seconds")):
-        if key in summary["minigan"]:
-            cells = [f"{summary[n][key]['mean']:.3f} ± {summary[n][key]['std']:.3f}" for n in ("minigan", "torch")]
-            print(f"{label:<14}{cells[0]:>22}{cells[1]:>22}")
-
-    out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
-    stem = f"bench_quality-{started:%Y%m%d-%H%M%S}"
+    summary, comparisons = summarize(runs, args.rows, args.eval_epochs)
+    print_summary(summary, comparisons, args.rows, args.eval_epochs[-1])
+    budget = "default" if is_default_budget(args) else "reduced"
     report = {
-        "benchmark": "bench_quality", "date": started.isoformat(timespec="seconds"),
+        "benchmark": "bench_quality", "budget": budget, "date": started.isoformat(timespec="seconds"),
+        "command": recorded_command(sys.argv[1:] if argv is None else argv),
+        "wall_seconds": (datetime.datetime.now().astimezone() - started).total_seconds(),
         "machine": {"cpu_model": cpu_model(), "usable_cores": len(os.sched_getaffinity(0)),
-                    "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-                    "versions": {"python": platform.python_version(), "numpy": np.__version__,
-                                 "torch": torch.__version__, "minigan": minigan.__version__}},
-        "settings": {"config": CONFIG.name, "k": CONFIG.k, "loss": CONFIG.loss, "seeds": args.seeds,
-                     "iterations": args.iterations, "batch_size": args.batch_size, "samples": args.samples,
-                     "test_size": len(test01), "parzen_validation_rows": [VALIDATION_ROWS.start, VALIDATION_ROWS.stop]},
-        "summary": summary, "runs": runs,
+                    "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                    "platform": platform.platform(), "load_before": list(load_before),
+                    "load_after": list(os.getloadavg())},
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+                     "minigan": minigan.__version__},
+        "settings": {"config": CONFIG.name, "loss": CONFIG.loss, "rows": args.rows,
+                     "row_descriptions": {row: ROWS[row] for row in args.rows}, "seeds": args.seeds,
+                     "epochs": args.epochs, "eval_epochs": args.eval_epochs, "batch_size": args.batch_size,
+                     "train_images": len(pixels), "minibatches_per_epoch": minibatches_per_epoch,
+                     "samples": args.samples, "test_size": len(test01), "sample_seed": f"{SAMPLE_SEED_OFFSET} + seed",
+                     "parzen_validation_rows": [VALIDATION_ROWS.start, VALIDATION_ROWS.stop],
+                     "classifier_test_accuracy": classifier.test_accuracy, "significance_level": SIGNIFICANCE},
+        "summary": summary, "comparisons": comparisons, "runs": runs,
     }
+    out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
+    stem = f"bench_quality-{'' if budget == 'default' else 'reduced-'}{started:%Y%m%d-%H%M%S}"
     atomic_write(out_dir / f"{stem}.json", lambda f: f.write(json.dumps(report, indent=1).encode()))
-    title = (f"minigan vs torch, reference GAN on MNIST, {args.iterations} iterations × batch {args.batch_size}, "
-             f"seeds {args.seeds}, {started:%Y-%m-%d %H:%M}")
-    plot(runs, sample_grids, out_dir / f"{stem}.png", title)
-    print(f"wrote {out_dir / stem}.json and .png")
+    plot(report, sample_grids, out_dir / f"{stem}.png")
+    print(f"wrote {out_dir / stem}.json and .png ({report['wall_seconds']:.0f} s)")
+    return report
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    main()

@@ -23,6 +23,14 @@ Two things differ from minigan only in form, not in the maths:
     opt_G, opt_D = build_optimizers(G, D)
     stats = train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k=1,
                             loss_kind="nonsaturating")
+
+Two schedules over an epoch of minibatches (`train_epoch`, `SCHEDULES`):
+- "k1": Algorithm 1 at k = 1, one iteration per minibatch: a D step on it, then a G step on fresh
+  noise. 468 minibatches of 128 give 468 D steps and 468 G steps.
+- "every5": the schedule of the torch MNIST script many users call "the reference" (`every5_epoch`):
+  4 of every 5 minibatches give a D step; the 5th gives only a G step, which re-scores the fakes of
+  the last D step with the updated D and backpropagates through the graph those fakes were made
+  with (no new noise, no new forward pass of G), and its real images are never used.
 """
 
 from __future__ import annotations
@@ -187,3 +195,74 @@ def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int,
     z = sample_noise_batch()
     stats.update(generator_step(G, D, opt_G, z, loss_kind))
     return stats
+
+
+# --- the users' every-5 schedule ---------------------------------------------------------------
+
+
+def reused_fake_generator_step(D, opt_G, fake: torch.Tensor, loss_kind: str) -> dict:
+    """G's step in the every-5 schedule: the updated D re-scores `fake`, the batch G made in the last
+    D step, and the gradient flows back through the graph that made it. G's forward pass is not run
+    again (G has not changed since) and no noise is drawn."""
+    with frozen(D):
+        loss = generator_loss(discriminator_logit(D, fake), loss_kind)
+        opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+    opt_G.step()
+    return {"g_loss": loss.detach()}
+
+
+def every5_epoch(G, D, opt_G, opt_D, minibatches, loss_kind: str = "nonsaturating", period: int = 5) -> dict:
+    """One epoch of the every-5 schedule over `minibatches`, an iterable of (x, z_d, z_g) tensors.
+
+    Minibatch i (counted from 0, restarting each epoch) gives a G step when i % period == period − 1
+    and a D step otherwise. A D step makes fake = G(z_d) *with* its graph and trains D on
+    fake.detach() and x; the G step reuses that fake (`reused_fake_generator_step`) and ignores its
+    own x and z_g. An epoch of 468 minibatches is 93 groups of 5 and a last group of 3: 375 D steps
+    and 93 G steps, and the last 3 minibatches' fakes are never used by G (the count restarts).
+    """
+    if period < 2:
+        raise ValueError(f"every5_epoch: period must be at least 2 (a G step needs a D step's fakes), got {period}")
+    d_losses, g_losses, fake = [], [], None
+    for i, (x, z_d, _z_g) in enumerate(minibatches):
+        if i % period == period - 1:
+            g_losses.append(reused_fake_generator_step(D, opt_G, fake, loss_kind)["g_loss"])
+            fake = None  # its graph is spent: backward freed it
+        else:
+            fake = G(z_d)  # keeps the graph: the group's G step backpropagates through it
+            real_logit, fake_logit = discriminator_logit(D, x), discriminator_logit(D, fake.detach())
+            loss = discriminator_loss(real_logit, fake_logit)
+            opt_D.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_D.step()
+            d_losses.append(loss.detach())
+    return _epoch_stats(d_losses, g_losses)
+
+
+def k1_epoch(G, D, opt_G, opt_D, minibatches, loss_kind: str = "nonsaturating") -> dict:
+    """One epoch of Algorithm 1 at k = 1 over (x, z_d, z_g) minibatches: per minibatch a D step on x
+    and z_d, then a G step on z_g."""
+    d_losses, g_losses = [], []
+    for x, z_d, z_g in minibatches:
+        noise = iter((z_d, z_g))
+        stats = train_iteration(G, D, opt_G, opt_D, lambda: x, lambda: next(noise), 1, loss_kind)
+        d_losses.append(stats["d_loss"])
+        g_losses.append(stats["g_loss"])
+    return _epoch_stats(d_losses, g_losses)
+
+
+SCHEDULES = {"k1": k1_epoch, "every5": every5_epoch}
+
+
+def train_epoch(G, D, opt_G, opt_D, minibatches, schedule: str = "k1", loss_kind: str = "nonsaturating") -> dict:
+    """One epoch under a named schedule ("k1" or "every5"). Returns {"d_steps", "g_steps",
+    "d_loss", "g_loss"}: the step counts and each step's loss as a list of floats."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"train_epoch: unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
+    return SCHEDULES[schedule](G, D, opt_G, opt_D, minibatches, loss_kind)
+
+
+def _epoch_stats(d_losses, g_losses) -> dict:
+    as_floats = lambda losses: torch.stack(losses).tolist() if losses else []  # noqa: E731 (one sync)
+    return {"d_steps": len(d_losses), "g_steps": len(g_losses), "d_loss": as_floats(d_losses),
+            "g_loss": as_floats(g_losses)}

@@ -126,3 +126,81 @@ def test_weights_round_trip_through_torch_layout():
         for name, value in our_net.state_dict().items():
             np.testing.assert_array_equal(back[name], value)
     assert tuple(theirs[1][0].weight.shape) == (1024, 784)  # torch's Linear weight is (out, in)
+
+
+# --- the users' every-5 schedule -------------------------------------------------------------------
+
+
+def tiny_players(seed=0):
+    """A 2 -> 3 G and a 3 -> 1 D in float64 (D ends in Sigmoid, as discriminator_logit expects),
+    with the reference optimizers: the schedules' bookkeeping does not need the big nets."""
+    torch.manual_seed(seed)
+    G = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh()).double()
+    D = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Sigmoid()).double()
+    return (G, D, *torch_reference.build_optimizers(G, D))
+
+
+def tiny_minibatches(count, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return [tuple(torch.randn(4, width, generator=generator, dtype=torch.float64) for width in (3, 2, 2))
+            for _ in range(count)]
+
+
+def snapshot(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("schedule, minibatches, d_steps, g_steps", [
+    ("every5", 468, 375, 93),  # 93 groups of 5 (4 D + 1 G) and a last group of 3 D steps
+    ("every5", 5, 4, 1),
+    ("every5", 4, 4, 0),
+    ("k1", 468, 468, 468),
+])
+def test_steps_per_epoch(schedule, minibatches, d_steps, g_steps):
+    G, D, opt_G, opt_D = tiny_players()
+    stats = torch_reference.train_epoch(G, D, opt_G, opt_D, tiny_minibatches(minibatches), schedule)
+    assert (stats["d_steps"], stats["g_steps"]) == (d_steps, g_steps)
+    assert (len(stats["d_loss"]), len(stats["g_loss"])) == (d_steps, g_steps)
+
+
+def test_every5_generator_step_reuses_the_last_fakes_and_leaves_D_alone():
+    minibatches = tiny_minibatches(5)
+    initial_G = snapshot(tiny_players()[0])
+    # The D steps alone: the first 4 minibatches.
+    G, D, opt_G, opt_D = tiny_players()
+    torch_reference.every5_epoch(G, D, opt_G, opt_D, minibatches[:4])
+    assert same(snapshot(G), initial_G), "D steps must not move G"
+    D_after_d_steps = snapshot(D)
+    # The whole group of 5, from the same start.
+    G, D, opt_G, opt_D = tiny_players()
+    inputs_to_G = []
+    G.register_forward_hook(lambda module, inputs, output: inputs_to_G.append(inputs[0]))
+    torch_reference.every5_epoch(G, D, opt_G, opt_D, minibatches)
+    assert same(snapshot(D), D_after_d_steps), "the G step must leave D's parameters untouched"
+    assert not same(snapshot(G), initial_G), "the G step must move G"
+    # G ran once per D step, on that step's noise, and not again for the G step.
+    assert len(inputs_to_G) == 4 and all(torch.equal(z, m[1]) for z, m in zip(inputs_to_G, minibatches))
+
+    def generator_step_on(noise):
+        """A plain G step from the initial G against the updated D."""
+        G_, D_ = tiny_players()[:2]
+        D_.load_state_dict(D.state_dict())
+        torch_reference.generator_step(G_, D_, torch_reference.build_optimizers(G_, D_)[0], noise, "nonsaturating")
+        return snapshot(G_)
+
+    # What the G step computes: the updated D re-scoring G(z_d) of the 4th minibatch, not a step
+    # on the 5th minibatch's fresh noise (which would also pass the checks above).
+    reused, fresh = generator_step_on(minibatches[3][1]), generator_step_on(minibatches[4][2])
+    assert not same(reused, fresh)
+    for ours, expected in zip(snapshot(G), reused):
+        torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_unknown_schedule_is_refused():
+    G, D, opt_G, opt_D = tiny_players()
+    with pytest.raises(ValueError, match="unknown schedule 'every4'"):
+        torch_reference.train_epoch(G, D, opt_G, opt_D, [], "every4")
