@@ -22,7 +22,7 @@ Two things differ from minigan only in form, not in the maths:
     load_minigan_weights(G, minigan_G)          # start from minigan's initial weights
     opt_G, opt_D = build_optimizers(G, D)
     stats = train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k=1,
-                            loss_kind="nonsaturating")
+                            loss="nonsaturating")
 
 Two schedules over an epoch of minibatches (`train_epoch`, `SCHEDULES`):
 - "k1": Algorithm 1 at k = 1, one iteration per minibatch: a D step on it, then a G step on fresh
@@ -132,14 +132,14 @@ def discriminator_loss(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> to
     return _bce(real_logit, torch.ones_like(real_logit)) + _bce(fake_logit, torch.zeros_like(fake_logit))
 
 
-def generator_loss(fake_logit: torch.Tensor, kind: str = "nonsaturating") -> torch.Tensor:
+def generator_loss(fake_logit: torch.Tensor, loss: str = "nonsaturating") -> torch.Tensor:
     """"nonsaturating": BCE(D(G(z)), 1) = mean −log D(G(z)), the paper's practical variant;
     "minimax": −BCE(D(G(z)), 0) = mean log(1 − D(G(z))), eq. 3 as written."""
-    if kind == "nonsaturating":
+    if loss == "nonsaturating":
         return _bce(fake_logit, torch.ones_like(fake_logit))
-    if kind == "minimax":
+    if loss == "minimax":
         return -_bce(fake_logit, torch.zeros_like(fake_logit))
-    raise ValueError(f"generator_loss: unknown kind {kind!r}; use 'minimax' or 'nonsaturating'")
+    raise ValueError(f"generator_loss: unknown loss {loss!r}; use 'minimax' or 'nonsaturating'")
 
 
 # --- Algorithm 1 -------------------------------------------------------------------------------
@@ -171,17 +171,17 @@ def discriminator_step(G, D, opt_D, x: torch.Tensor, z: torch.Tensor) -> dict:
     return {"d_loss": loss.detach()}
 
 
-def generator_step(G, D, opt_G, z: torch.Tensor, loss_kind: str) -> dict:
+def generator_step(G, D, opt_G, z: torch.Tensor, loss: str) -> dict:
     """One update of G on noise z, descending eq. 3 (or the non-saturating loss)."""
     with frozen(D):
-        loss = generator_loss(discriminator_logit(D, G(z)), loss_kind)
+        g_loss = generator_loss(discriminator_logit(D, G(z)), loss)
         opt_G.zero_grad(set_to_none=True)
-        loss.backward()
+        g_loss.backward()
     opt_G.step()
-    return {"g_loss": loss.detach()}
+    return {"g_loss": g_loss.detach()}
 
 
-def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int, loss_kind: str) -> dict:
+def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int, loss: str) -> dict:
     """One iteration of Algorithm 1, in the same order as minigan's gan.train_iteration: for each
     of the k D steps, draw noise then data; then draw noise for the G step.
 
@@ -193,26 +193,26 @@ def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int,
         x = sample_data()
         stats = discriminator_step(G, D, opt_D, x, z)
     z = sample_noise_batch()
-    stats.update(generator_step(G, D, opt_G, z, loss_kind))
+    stats.update(generator_step(G, D, opt_G, z, loss))
     return stats
 
 
 # --- the users' every-5 schedule ---------------------------------------------------------------
 
 
-def reused_fake_generator_step(D, opt_G, fake: torch.Tensor, loss_kind: str) -> dict:
+def reused_fake_generator_step(D, opt_G, fake: torch.Tensor, loss: str) -> dict:
     """G's step in the every-5 schedule: the updated D re-scores `fake`, the batch G made in the last
     D step, and the gradient flows back through the graph that made it. G's forward pass is not run
     again (G has not changed since) and no noise is drawn."""
     with frozen(D):
-        loss = generator_loss(discriminator_logit(D, fake), loss_kind)
+        g_loss = generator_loss(discriminator_logit(D, fake), loss)
         opt_G.zero_grad(set_to_none=True)
-        loss.backward()
+        g_loss.backward()
     opt_G.step()
-    return {"g_loss": loss.detach()}
+    return {"g_loss": g_loss.detach()}
 
 
-def every5_epoch(G, D, opt_G, opt_D, minibatches, loss_kind: str = "nonsaturating", period: int = 5) -> dict:
+def every5_epoch(G, D, opt_G, opt_D, minibatches, loss: str = "nonsaturating", period: int = 5) -> dict:
     """One epoch of the every-5 schedule over `minibatches`, an iterable of (x, z_d, z_g) tensors.
 
     Minibatch i (counted from 0, restarting each epoch) gives a G step when i % period == period − 1
@@ -226,7 +226,7 @@ def every5_epoch(G, D, opt_G, opt_D, minibatches, loss_kind: str = "nonsaturatin
     d_losses, g_losses, fake = [], [], None
     for i, (x, z_d, _z_g) in enumerate(minibatches):
         if i % period == period - 1:
-            g_losses.append(reused_fake_generator_step(D, opt_G, fake, loss_kind)["g_loss"])
+            g_losses.append(reused_fake_generator_step(D, opt_G, fake, loss)["g_loss"])
             fake = None  # its graph is spent: backward freed it
         else:
             fake = G(z_d)  # keeps the graph: the group's G step backpropagates through it
@@ -239,13 +239,13 @@ def every5_epoch(G, D, opt_G, opt_D, minibatches, loss_kind: str = "nonsaturatin
     return _epoch_stats(d_losses, g_losses)
 
 
-def k1_epoch(G, D, opt_G, opt_D, minibatches, loss_kind: str = "nonsaturating") -> dict:
+def k1_epoch(G, D, opt_G, opt_D, minibatches, loss: str = "nonsaturating") -> dict:
     """One epoch of Algorithm 1 at k = 1 over (x, z_d, z_g) minibatches: per minibatch a D step on x
     and z_d, then a G step on z_g."""
     d_losses, g_losses = [], []
     for x, z_d, z_g in minibatches:
         noise = iter((z_d, z_g))
-        stats = train_iteration(G, D, opt_G, opt_D, lambda: x, lambda: next(noise), 1, loss_kind)
+        stats = train_iteration(G, D, opt_G, opt_D, lambda: x, lambda: next(noise), 1, loss)
         d_losses.append(stats["d_loss"])
         g_losses.append(stats["g_loss"])
     return _epoch_stats(d_losses, g_losses)
@@ -254,12 +254,12 @@ def k1_epoch(G, D, opt_G, opt_D, minibatches, loss_kind: str = "nonsaturating") 
 SCHEDULES = {"k1": k1_epoch, "every5": every5_epoch}
 
 
-def train_epoch(G, D, opt_G, opt_D, minibatches, schedule: str = "k1", loss_kind: str = "nonsaturating") -> dict:
+def train_epoch(G, D, opt_G, opt_D, minibatches, schedule: str = "k1", loss: str = "nonsaturating") -> dict:
     """One epoch under a named schedule ("k1" or "every5"). Returns {"d_steps", "g_steps",
     "d_loss", "g_loss"}: the step counts and each step's loss as a list of floats."""
     if schedule not in SCHEDULES:
         raise ValueError(f"train_epoch: unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
-    return SCHEDULES[schedule](G, D, opt_G, opt_D, minibatches, loss_kind)
+    return SCHEDULES[schedule](G, D, opt_G, opt_D, minibatches, loss)
 
 
 def _epoch_stats(d_losses, g_losses) -> dict:

@@ -66,23 +66,23 @@ def make_batches(iterations, k, dtype, seed=1):
             for _ in range(iterations)]
 
 
-def run(players, batches, k, loss_kind, to_tensor, train_iteration):
+def run(players, batches, k, loss, to_tensor, train_iteration):
     """Run Algorithm 1 over `batches`; return the last iteration's losses as floats."""
     G, D, opt_G, opt_D = players
     for data, noise in batches:
         data, noise = iter(data), iter(noise)
         stats = train_iteration(G, D, opt_G, opt_D, lambda: to_tensor(next(data)),
-                                lambda: to_tensor(next(noise)), k, loss_kind)
+                                lambda: to_tensor(next(noise)), k, loss)
         assert next(noise, None) is None, "the iteration should draw exactly k + 1 noise batches"
     return float(stats["d_loss"].item()), float(stats["g_loss"].item())
 
 
-def run_both(dtype, iterations, k, loss_kind):
+def run_both(dtype, iterations, k, loss):
     ours, theirs = make_players(dtype)
     initial = {"G": ours[0].state_dict(), "D": ours[1].state_dict()}
     batches = make_batches(iterations, k, dtype)
-    our_losses = run(ours, batches, k, loss_kind, Tensor, gan.train_iteration)
-    their_losses = run(theirs, batches, k, loss_kind, lambda a: torch.from_numpy(a.astype(np.float64)),
+    our_losses = run(ours, batches, k, loss, Tensor, gan.train_iteration)
+    their_losses = run(theirs, batches, k, loss, lambda a: torch.from_numpy(a.astype(np.float64)),
                        torch_reference.train_iteration)
     return ours, theirs, initial, our_losses, their_losses
 
@@ -102,18 +102,18 @@ def assert_players_agree(ours, theirs, initial, tolerance):
     assert not problems, "minigan and torch disagree:\n  " + "\n  ".join(problems)
 
 
-@pytest.mark.parametrize("loss_kind", ["nonsaturating", "minimax"])
+@pytest.mark.parametrize("loss", ["nonsaturating", "minimax"])
 @pytest.mark.parametrize("k", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_one_iteration_matches_torch(dtype, k, loss_kind):
-    ours, theirs, initial, our_losses, their_losses = run_both(dtype, 1, k, loss_kind)
+def test_one_iteration_matches_torch(dtype, k, loss):
+    ours, theirs, initial, our_losses, their_losses = run_both(dtype, 1, k, loss)
     assert_players_agree(ours, theirs, initial, TOLERANCE[dtype])
     np.testing.assert_allclose(our_losses, their_losses, rtol=TOLERANCE[dtype])
 
 
-@pytest.mark.parametrize("loss_kind", ["nonsaturating", "minimax"])
-def test_ten_iterations_match_torch_in_float64(loss_kind):
-    ours, theirs, initial, our_losses, their_losses = run_both(np.float64, 10, 1, loss_kind)
+@pytest.mark.parametrize("loss", ["nonsaturating", "minimax"])
+def test_ten_iterations_match_torch_in_float64(loss):
+    ours, theirs, initial, our_losses, their_losses = run_both(np.float64, 10, 1, loss)
     assert_players_agree(ours, theirs, initial, TOLERANCE[np.float64])
     np.testing.assert_allclose(our_losses, their_losses, rtol=TOLERANCE[np.float64])
 
