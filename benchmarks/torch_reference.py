@@ -231,11 +231,11 @@ def every5_epoch(G, D, opt_G, opt_D, minibatches, loss: str = "nonsaturating", p
         else:
             fake = G(z_d)  # keeps the graph: the group's G step backpropagates through it
             real_logit, fake_logit = discriminator_logit(D, x), discriminator_logit(D, fake.detach())
-            loss = discriminator_loss(real_logit, fake_logit)
+            d_loss = discriminator_loss(real_logit, fake_logit)
             opt_D.zero_grad(set_to_none=True)
-            loss.backward()
+            d_loss.backward()
             opt_D.step()
-            d_losses.append(loss.detach())
+            d_losses.append(d_loss.detach())
     return _epoch_stats(d_losses, g_losses)
 
 
