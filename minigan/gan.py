@@ -209,10 +209,10 @@ def frozen(module: nn.Module):
 def discriminator_step(G, D, opt_D, x: Tensor, z: Tensor) -> dict:
     """One update of D on a batch of data x and noise z, ascending eq. 2."""
     with no_grad():  # D's update must not reach into G: fakes are constants here
-        fake = G(z)
-    # One pass of D over [x; G(z)]: the same logits as D(x) and D(fake) with half the GEMM calls
-    # (D has no batch statistics, so rows do not interact).
-    logits = D(concatenate([x, fake]))
+        # One pass of D over [x; G(z)]: the same logits as D(x) and D(G(z)) with half the GEMM
+        # calls (D has no batch statistics, so rows do not interact). G(z) lives only until copied.
+        x_and_fake = concatenate([x, G(z)])
+    logits = D(x_and_fake)
     real_logits, fake_logits = logits[:len(x)], logits[len(x):]
     loss = discriminator_loss(real_logits, fake_logits)
     opt_D.zero_grad()

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, _as_float_array
+from .tensor import Tensor, _as_float_array, affine
 
 
 class Module:
@@ -121,7 +121,7 @@ class Linear(Module):
     def forward(self, x):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear: expected input of shape (batch, {self.in_features}), got {x.shape}")
-        return x @ self.weight + self.bias
+        return affine(x, self.weight, self.bias)  # x @ weight + bias, as one op
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"

@@ -91,7 +91,11 @@ class Tensor:
                 raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape {self.shape}")
 
         grads = {id(self): grad}
-        for node in reversed(_topological_order(self)):
+        order = _topological_order(self)
+        while order:
+            # Pop rather than iterate: once visited, a node is held by nothing here, so its output
+            # array (an activation) is freed as soon as no one else needs it.
+            node = order.pop()
             g = grads.pop(id(node), None)
             if g is None:
                 continue
@@ -299,6 +303,26 @@ def matmul(a, b) -> Tensor:
     return _result(a.data @ b.data, (a, b), "matmul", backward)
 
 
+def affine(x, weight, bias) -> Tensor:
+    """x @ weight + bias as one op (torch's addmm): the product is not kept as a node of its own,
+    which saves one (batch, out) array per layer for as long as the graph lives."""
+    x, weight = _operands(x, weight, "affine", broadcast=False)
+    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[0]:
+        raise ValueError(f"affine: shapes {x.shape} and {weight.shape} do not align")
+    weight, bias = _operands(weight, bias, "affine", broadcast=False)
+    if bias.shape != (weight.shape[1],):
+        raise ValueError(f"affine: bias shape {bias.shape} does not match {weight.shape[1]} outputs")
+    out = x.data @ weight.data
+    out += bias.data
+
+    def backward(g):
+        return (g @ weight.data.T if x.requires_grad else None,
+                x.data.T @ g if weight.requires_grad else None,
+                g.sum(axis=0) if bias.requires_grad else None)
+
+    return _result(out, (x, weight, bias), "affine", backward)
+
+
 def power(x: Tensor, exponent) -> Tensor:
     if isinstance(exponent, Tensor) or not np.isscalar(exponent):
         raise TypeError("pow: only a Python number is supported as the exponent")
@@ -407,7 +431,8 @@ def leaky_relu(x: Tensor, slope=0.01) -> Tensor:
         derivative = (data > 0).astype(g.dtype)  # 1 where x > 0, else 0 ...
         derivative *= 1 - slope
         derivative += slope  # ... then 1 where x > 0, else slope
-        return (g * derivative,)
+        derivative *= g  # in place: one (batch, features) array, not two
+        return (derivative,)
 
     return _result(y, (x,), "leaky_relu", backward)
 

@@ -211,3 +211,14 @@ def test_gradcheck_reports_a_wrong_backward(full):
 
 def test_the_public_names_exist():
     assert minigan.GradcheckError is GradcheckError and minigan.DeviceError is DeviceError
+
+
+def test_affine_names_what_does_not_fit():
+    from minigan.tensor import affine
+
+    x, w = Tensor(np.ones((2, 3))), Tensor(np.ones((3, 4)))
+    with pytest.raises(ValueError, match=re.escape("affine: shapes (2, 3) and (4, 4) do not align")):
+        affine(x, Tensor(np.ones((4, 4))), Tensor(np.ones(4)))
+    with pytest.raises(ValueError, match=re.escape("affine: bias shape (3,) does not match 4 outputs")):
+        affine(x, w, Tensor(np.ones(3)))
+    np.testing.assert_array_equal(affine(x, w, Tensor(np.arange(4.0))).data, x.data @ w.data + np.arange(4.0))

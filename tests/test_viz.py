@@ -201,7 +201,7 @@ def test_names_roles_and_colours():
     nodes, _ = parse_dot(dot_text)
     weight = next(a for a in nodes.values() if a["label"].startswith("D.0.weight"))
     assert weight["color"] == viz.ROLE_COLOURS["D"] and weight["fillcolor"] == viz.FILL["leaf_grad"]
-    fake_node = next(a for a in nodes.values() if a["label"].startswith("G(z) = add\\n(3, 2)"))
+    fake_node = next(a for a in nodes.values() if a["label"].startswith("G(z) = affine\\n(3, 2)"))
     assert fake_node["class"] == "none"
     with pytest.raises(TypeError, match="names maps"):
         viz.to_dot(fake, names={"G": 3})
@@ -228,7 +228,7 @@ def test_render_svg_when_graphviz_is_installed(tmp_path):
     G, D, x, z = tiny_game()
     path = viz.render(viz.to_dot(d_step_loss(G, D, x, z), names={"D": D}), str(tmp_path / "d.svg"))
     svg = open(path, encoding="utf-8").read()
-    assert "<svg" in svg and "D.0.weight" in svg and svg.count('class="node') == 22
+    assert "<svg" in svg and "D.0.weight" in svg and svg.count('class="node') == 20
 
 
 def test_committed_walkthrough_graphs_are_current():
