@@ -424,3 +424,22 @@ def test_row_major_gemm_refuses_shapes_that_do_not_align():
 
     with pytest.raises(ValueError, match=r"shapes \(3, 4\) and \(5, 2\) do not align"):
         cublas.row_major_gemm((3, 4), (5, 2), False, False)
+
+
+def test_numpy_activation_kernels_work_in_row_blocks_of_a_small_scratch():
+    """With a scratch smaller than the batch, the kernels go block by block and agree exactly
+    with one pass over the whole array."""
+    rng = np.random.default_rng(0)
+    h, bias = rng.standard_normal((7, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    grad = rng.standard_normal((7, 3)).astype(np.float32)
+    small = np.empty(4, np.float32)  # one row (3 elements) per block: 7 blocks
+    for run in (lambda out, scratch: kernels.bias_leaky_relu(out, bias, 0.2, scratch),
+                lambda out, scratch: kernels.leaky_relu_backward(out, h, 0.2, scratch),
+                lambda out, scratch: kernels.tanh_backward(out, np.tanh(h), scratch)):
+        whole, blocked = grad.copy(), grad.copy()
+        run(whole, None)
+        run(blocked, small)
+        np.testing.assert_array_equal(blocked, whole)
+    expected = np.maximum(h + bias, 0.2 * (h + bias))
+    kernels.bias_leaky_relu(h, bias, 0.2, small)
+    np.testing.assert_array_equal(h, expected)

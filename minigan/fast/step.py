@@ -207,21 +207,21 @@ class _Workspace:
         self.noise = [xp.empty((m, G.in_features), dtype) for _ in range(k + 1)] if not on_cpu else None
         self.fake = xp.empty((m, G.out_features), dtype)  # G(z) in the generator step
         self.fake_grad = xp.empty((m, G.out_features), dtype)  # dL/dG(z), from D's backward
-        # Hidden activations and their gradients, one of each per layer.
+        # Hidden activations, one buffer per layer.
         self.g_hidden = [xp.empty((m, layer.out_features), dtype) for layer in G.layers[:-1]]
-        self.g_hidden_grads = [xp.empty_like(h) for h in self.g_hidden]
         self.d_hidden = [xp.empty((n, layer.out_features), dtype) for layer in D.layers[:-1]]
-        self.d_hidden_grads = [xp.empty_like(h) for h in self.d_hidden]
-        # NumPy's fused ops need a scratch buffer like their output; one flat buffer serves all
-        # layers, as each op is done with it when it returns. CUDA kernels need none.
-        g_shapes = [(m, layer.out_features) for layer in G.layers]
-        d_shapes = [(n, layer.out_features) for layer in D.layers]
-        if on_cpu:
-            flat = np.empty(max(a * b for a, b in g_shapes + d_shapes), dtype)
-            self.g_scratch = [flat[: a * b].reshape(a, b) for a, b in g_shapes]
-            self.d_scratch = [flat[: a * b].reshape(a, b) for a, b in d_shapes]
-        else:
-            self.g_scratch, self.d_scratch = [None] * len(g_shapes), [None] * len(d_shapes)
+        # Their gradients. D's and G's are never needed at once (in G's step D's backward ends
+        # before G's begins), so both players' gradient buffers are cut from one flat buffer.
+        g_shapes = [(m, layer.out_features) for layer in G.layers[:-1]]
+        d_shapes = [(n, layer.out_features) for layer in D.layers[:-1]]
+        shared = xp.empty(max(sum(a * b for a, b in g_shapes), sum(a * b for a, b in d_shapes)), dtype)
+        self.g_hidden_grads, self.d_hidden_grads = _cut(shared, g_shapes), _cut(shared, d_shapes)
+        # NumPy's activation kernels need a temporary; one flat buffer of bounded size serves all
+        # layers, as each op is done with it when it returns (kernels.SCRATCH_ELEMENTS). CUDA
+        # kernels need none.
+        largest = max(m * layer.out_features for layer in G.layers + D.layers) * 2
+        scratch = np.empty(min(largest, kernels.SCRATCH_ELEMENTS), dtype) if on_cpu else None
+        self.g_scratch, self.d_scratch = [scratch] * len(G.layers), [scratch] * len(D.layers)
         # Everything iteration() returns, in one buffer, so that one copy hands it over:
         # [d_loss, g_loss, D's 2m logits in the last D step (real rows, then fake rows)].
         self.stats = xp.zeros(2 + n, dtype)
@@ -238,9 +238,18 @@ class _Workspace:
         self.g_weight = xp.full((m, 1), g_weight, dtype)
 
     def d_rows(self, rows):
-        """D's hidden buffers and scratch cut to the first `rows` rows (the generator step uses m)."""
-        cut = lambda arrays: [None if a is None else a[:rows] for a in arrays]
-        return cut(self.d_hidden), cut(self.d_hidden_grads), cut(self.d_scratch)
+        """D's hidden buffers cut to the first `rows` rows (the generator step uses m), and its scratch."""
+        cut = lambda arrays: [a[:rows] for a in arrays]
+        return cut(self.d_hidden), cut(self.d_hidden_grads), self.d_scratch
+
+
+def _cut(flat, shapes):
+    """Consecutive views of the flat buffer `flat`, one per shape."""
+    views, start = [], 0
+    for a, b in shapes:
+        views.append(flat[start:start + a * b].reshape(a, b))
+        start += a * b
+    return views
 
 
 # --- the trainer -----------------------------------------------------------------------------------
