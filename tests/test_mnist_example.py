@@ -339,3 +339,14 @@ def test_a_bad_seed_is_a_usage_error(script, seed, capsys):
         script.parse_args(["--seed", seed])
     assert exit_info.value.code == 2
     assert f"argument --seed: must be an integer in [0, 2**32), got {seed}" in capsys.readouterr().err
+
+
+def test_an_epoch_with_d_winning_outright_prints_one_warning(script, capsys):
+    # 10 iterations per epoch, a record every 5: the epoch's two records decide.
+    collapsed = {"d_fake": [0.3, 0.2, 0.004, 0.006]}
+    script.warn_if_collapsed(collapsed, iterations_per_epoch=10, log_every=5, epoch=2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines == ["warning: collapsed in epoch 2: mean D(G(z)) 0.0050 < 0.01 "
+                     "(D rejects every sample, so G learns almost nothing)"]
+    script.warn_if_collapsed({"d_fake": [0.004, 0.006, 0.02, 0.01]}, iterations_per_epoch=10, log_every=5, epoch=3)
+    assert capsys.readouterr().out == ""
