@@ -160,6 +160,14 @@ class Interrupt:
             signal.signal(sig, handler)
 
 
+def load_training_data(config, data_dir, device):
+    """(pixels in [0, 1] on the host, the training rows in the config's range on the device)."""
+    images, _ = load_mnist("train", data_dir=data_dir)
+    pixels = images[: config.train_images].reshape(-1, 784).astype(np.float32) / 255
+    low, high = config.data_range
+    return pixels, backend.to_device(pixels * (high - low) + low, device)
+
+
 def minibatches(data, order, first: int, m: int):
     """The epoch's minibatches of m rows, in `order`, from minibatch number `first` on."""
     for start in range(first * m, len(order) - m + 1, m):
@@ -231,10 +239,7 @@ def main(argv=None) -> int:
     check_out_dir(out, args.resume, args.overwrite)
 
     # --- data: the first `train_images` MNIST training digits, as rows scaled to the config's range
-    images, _ = load_mnist("train", data_dir=args.data_dir)
-    pixels = images[: config.train_images].reshape(-1, 784).astype(np.float32) / 255
-    low, high = config.data_range
-    data = backend.to_device(pixels * (high - low) + low, device)
+    pixels, data = load_training_data(config, args.data_dir, device)
     if len(data) < k * m:
         raise SystemExit(f"error: {len(data)} training images are fewer than one iteration needs (k·m = {k * m})")
     iterations_per_epoch = len(data) // (k * m)
