@@ -102,7 +102,7 @@ if has mnist; then
     [ "${PIPESTATUS[0]}" = 0 ] || problem "mnist.py --engine $engine exited with an error"
   done
   # The fused run must have run fused, as a CUDA graph, to the end: no fallback to autograd or eager.
-  grep -q "fused, CUDA graph" "$out/mnist_fused.log" || problem "mnist.py --engine fused did not say 'fused, CUDA graph'"
+  grep -q "ran on: fused, CUDA graph" "$out/mnist_fused.log" || problem "mnist.py --engine fused did not end with 'ran on: fused, CUDA graph'"
   grep -Eqi "fused step failed|capture of the training step failed" "$out/mnist_fused.log" \
     && problem "mnist.py --engine fused fell back (see $out/mnist_fused.log)"
   rm -rf "$runs"

@@ -17,7 +17,6 @@ The file reads top to bottom: settings, data, the two players, the loop, saving.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import tempfile
@@ -136,10 +135,11 @@ def check_out_dir(out: Path, resume, overwrite: bool) -> None:
 
 class Interrupt:
     """Ctrl-C or SIGTERM asks the loop to stop after the current iteration and save. A second
-    Ctrl-C before the save quits without saving; during the save it is ignored."""
+    Ctrl-C before the save quits without saving; during the save it is ignored, and the run stops
+    once the checkpoint is written."""
 
     def __init__(self, out: Path):
-        self.out, self.requested, self.saving = out, False, False
+        self.out, self.requested, self.saving, self.signal = out, False, False, None
 
     def __enter__(self):
         self.previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -147,11 +147,12 @@ class Interrupt:
 
     def handle(self, signum, frame):
         if self.saving:
-            tqdm.write("interrupt ignored: writing the checkpoint, which takes a moment")
+            tqdm.write("interrupt: the checkpoint is being written; the run stops as soon as it is")
+            self.requested, self.signal = True, self.signal or signum
         elif self.requested:
             raise KeyboardInterrupt
         else:
-            self.requested = True
+            self.requested, self.signal = True, signum
             tqdm.write(f"{signal.Signals(signum).name}: stopping after this iteration and writing a checkpoint to "
                        f"{self.out} (press Ctrl-C again to quit without saving)")
 
@@ -216,14 +217,16 @@ class LossLog:
         self.sums = backend.to_device(resumed["interval_sums"], device) if self.iterations else None
 
 
-def save(out, players, meta, arrays, generators, G, fixed_noise, config, epoch, history):
-    """The checkpoint first (it is what a crash would cost), then the pictures."""
+def save(out, players, meta, arrays, generators, G, fixed_noise, config, history):
+    """The checkpoint first (it is what a crash would cost), then the pictures: a grid per epoch,
+    or per step when the run stops inside an epoch."""
     written = save_run(out / "checkpoint.npz", players, meta, arrays, generators)
     with no_grad():
         G.eval()
         samples = G(fixed_noise).numpy()
         G.train()
-    return [written, save_image_grid(out / f"samples_epoch{epoch:03d}.png", samples, value_range=config.data_range),
+    grid = f"samples_epoch{meta['epoch']:03d}.png" if meta["position"] == 0 else f"samples_step{meta['step']:06d}.png"
+    return [written, save_image_grid(out / grid, samples, value_range=config.data_range),
             save_loss_curves(out / "losses.png", history, title=f"minigan {config.name}")]
 
 
@@ -267,8 +270,7 @@ def main(argv=None) -> int:
     sample_noise = lambda: gan.sample_noise(config, m, rng, device=device)
 
     print(f"minigan GAN, config {config.name}: {len(data)} images, m={m}, k={k}, {loss} G loss, {update} update, "
-          f"{iterations_per_epoch} iterations/epoch, device {device}, "
-          f"{iteration.description if engine == 'fused' else 'autograd'} engine")
+          f"{iterations_per_epoch} iterations/epoch, device {device}, {engine} engine")
     written, epoch_times = [], []
     with Interrupt(out) as interrupt:
         while epoch < args.epochs and not (args.max_steps and step >= args.max_steps) and not interrupt.requested:
@@ -295,7 +297,7 @@ def main(argv=None) -> int:
             if position == iterations_per_epoch:
                 epoch, position = epoch + 1, 0
                 epoch_times.append(time.perf_counter() - started)
-                warn_if_collapsed(log.history, iterations_per_epoch, args.log_every, epoch)
+                warn_if_collapsed(log.history, step - iterations_per_epoch, epoch)
             if hasattr(iteration, "sync"):  # bring the fused step's weights and Adam state home
                 iteration.sync()
             meta = {"config": config.name, "batch_size": m, "k": k, "loss": loss, "update": update, "seed": args.seed,
@@ -303,24 +305,34 @@ def main(argv=None) -> int:
             order_array = backend.to_numpy(order) if position else np.zeros(0, np.int64)
             interrupt.saving = True
             written = save(out, players, meta, {"order": order_array, **log.arrays()},
-                           {"trainer": rng, "cpu": backend.generator("cpu")}, G, fixed_noise, config, epoch, log.history)
+                           {"trainer": rng, "cpu": backend.generator("cpu")}, G, fixed_noise, config, log.history)
             interrupt.saving = False
             report_progress(log.history, step, epoch, position, iterations_per_epoch, epoch_times)
 
     if interrupt.requested:
         print(f"interrupted at step {step}; checkpoint written to {out / 'checkpoint.npz'}; "
               f"continue with --resume {out / 'checkpoint.npz'}")
-        return 130
+        return 128 + interrupt.signal  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
     per_epoch = f"{np.mean(epoch_times):.1f} s/epoch" if epoch_times else "no full epoch"
-    print(f"done: {step} iterations, {epoch} epochs, {per_epoch}; wrote {', '.join(str(p) for p in written)}")
+    ran_on = iteration.description if engine == "fused" else "autograd"
+    print(f"done: {step} iterations, {epoch} epochs, {per_epoch}, ran on: {ran_on}; "
+          f"wrote {', '.join(str(p) for p in written)}")
     return 0
 
 
-def warn_if_collapsed(history, iterations_per_epoch, log_every, epoch):
-    """One warning line when D has won: G then gets almost no gradient, and its samples stop changing."""
-    records = history["d_fake"][-max(1, -(-iterations_per_epoch // log_every)):]
-    if records and float(np.mean(records)) < COLLAPSE_D_FAKE:
-        tqdm.write(f"warning: collapsed in epoch {epoch}: mean D(G(z)) {np.mean(records):.4f} < {COLLAPSE_D_FAKE} "
+def warn_if_collapsed(history, epoch_start_step, epoch):
+    """One warning line when D has won: G then gets almost no gradient, and its samples stop changing.
+
+    The epoch's records are those after `epoch_start_step`; each is the mean over the steps since
+    the record before it, so the epoch's mean weights each record by its number of steps."""
+    steps, d_fake = np.asarray(history["step"]), np.asarray(history["d_fake"])
+    inside = steps > epoch_start_step
+    if not inside.any():
+        return
+    previous = np.concatenate([[epoch_start_step], steps[inside][:-1]])
+    mean = float(np.average(d_fake[inside], weights=steps[inside] - previous))
+    if mean < COLLAPSE_D_FAKE:
+        tqdm.write(f"warning: collapsed in epoch {epoch}: mean D(G(z)) {mean:.4f} < {COLLAPSE_D_FAKE} "
                    f"(D rejects every sample, so G learns almost nothing)")
 
 
@@ -345,6 +357,9 @@ def run(argv=None) -> int:
         where = f" ({error.filename})" if error.filename else ""
         print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
+        print("interrupted: quit without writing a checkpoint (the last one written is intact)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

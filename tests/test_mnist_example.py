@@ -254,25 +254,47 @@ def test_sigterm_saves_like_ctrl_c_and_says_so(script, tiny_mnist, tmp_path, mon
 
     monkeypatch.setitem(gan.UPDATES, "alternating", terminated_iteration)
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "2", *SMALL]) == 130
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "2", *SMALL]) == 143  # 128 + 15
     printed = capsys.readouterr().out
     assert "SIGTERM: stopping after this iteration and writing a checkpoint to" in printed
     assert "interrupted at step 4" in printed and int(params(out / "checkpoint.npz")["meta.step"]) == 4
 
 
-def test_a_second_ctrl_c_during_the_save_is_ignored(script, tiny_mnist, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("signals", [1, 2])
+def test_ctrl_c_during_the_save_lets_it_finish_then_stops(script, tiny_mnist, tmp_path, monkeypatch, capsys, signals):
+    """One Ctrl-C while the checkpoint is written stops the run after the save (not lost, not
+    fatal to the save); a second one there is ignored just the same."""
     real_save, calls = script.save_run, []
 
     def save_interrupted(*args, **kwargs):
         calls.append(1)
-        os.kill(os.getpid(), signal.SIGINT)  # arrives while the checkpoint is being written
+        for _ in range(signals):
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while the checkpoint is being written
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(script, "save_run", save_interrupted)
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
-    assert "interrupt ignored: writing the checkpoint" in capsys.readouterr().out
-    assert calls and int(params(out / "checkpoint.npz")["meta.epoch"]) == 1
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "3", *SMALL]) == 130
+    printed = capsys.readouterr().out
+    assert printed.count("interrupt: the checkpoint is being written; the run stops as soon as it is") == signals
+    assert "interrupted at step 6" in printed
+    assert len(calls) == 1 and int(params(out / "checkpoint.npz")["meta.epoch"]) == 1
+
+
+def test_ctrl_c_before_training_is_one_line(script, tiny_mnist, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script, "load_training_data", interrupted)
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(tmp_path / "run"), *SMALL]) == 130
+    assert capsys.readouterr().err.strip() == ("interrupted: quit without writing a checkpoint "
+                                               "(the last one written is intact)")
+
+
+def test_a_run_stopped_inside_an_epoch_names_its_grid_by_step(script, tiny_mnist, tmp_path):
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "8", *SMALL]) == 0
+    assert sorted(p.name for p in out.glob("samples_*.png")) == ["samples_epoch001.png", "samples_step000008.png"]
 
 
 def test_the_checkpoint_is_written_before_the_pictures(script, tiny_mnist, tmp_path, monkeypatch, capsys):
@@ -342,11 +364,11 @@ def test_a_bad_seed_is_a_usage_error(script, seed, capsys):
 
 
 def test_an_epoch_with_d_winning_outright_prints_one_warning(script, capsys):
-    # 10 iterations per epoch, a record every 5: the epoch's two records decide.
-    collapsed = {"d_fake": [0.3, 0.2, 0.004, 0.006]}
-    script.warn_if_collapsed(collapsed, iterations_per_epoch=10, log_every=5, epoch=2)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines == ["warning: collapsed in epoch 2: mean D(G(z)) 0.0050 < 0.01 "
-                     "(D rejects every sample, so G learns almost nothing)"]
-    script.warn_if_collapsed({"d_fake": [0.004, 0.006, 0.02, 0.01]}, iterations_per_epoch=10, log_every=5, epoch=3)
+    # Epoch 2 is steps 11-20, recorded at 15 and 20 (5 steps each); step 10 closed epoch 1.
+    history = {"step": [5, 10, 15, 20], "d_fake": [0.3, 0.2, 0.004, 0.006]}
+    script.warn_if_collapsed(history, epoch_start_step=10, epoch=2)
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "warning: collapsed in epoch 2: mean D(G(z)) 0.0050 < 0.01 (D rejects every sample, so G learns almost nothing)"]
+    # Records weigh by the steps they cover: 1 step at 0.001 and 9 at 0.02 average 0.0181, no warning.
+    script.warn_if_collapsed({"step": [10, 11, 20], "d_fake": [0.3, 0.001, 0.02]}, epoch_start_step=10, epoch=2)
     assert capsys.readouterr().out == ""
