@@ -1,8 +1,8 @@
 """Does minigan learn what torch learns, at the budget of the torch script users compare it with?
 
-    python benchmarks/bench_quality.py --data-dir DIR                  # 10 epochs, 3 seeds: hours on 2 cores
-    python benchmarks/bench_quality.py --data-dir DIR --seeds 0 1 2 3 4 --eval-epochs 1 2 5 10
-    python benchmarks/bench_quality.py --data-dir DIR --quick          # smoke run, under a minute
+    python benchmarks/bench_quality.py                      # 10 epochs, 3 seeds: hours on 2 cores
+    python benchmarks/bench_quality.py --seeds 0 1 2 3 4 --eval-epochs 1 2 5 10
+    python benchmarks/bench_quality.py --quick              # smoke run, under a minute
 
 Four rows, each trained on MNIST for `--epochs` epochs (an epoch: 468 shuffled minibatches of 128;
 the last 96 images of each shuffle are dropped):
@@ -81,7 +81,8 @@ QUICK = {"epochs": 2, "seeds": [0, 1], "eval_epochs": [1, 2], "samples": 500, "t
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None, help="folder with the MNIST files (else $MINIGAN_DATA, the cache)")
+    parser.add_argument("--data-dir", default=None, help="folder with the MNIST files; else $MINIGAN_DATA, then the checkout's data/mnist, "
+                        "then ~/.cache/minigan/mnist (downloaded there if none has them)")
     parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULTS["seeds"])
     parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     parser.add_argument("--eval-epochs", type=int, nargs="+", default=DEFAULTS["eval_epochs"],
@@ -351,8 +352,14 @@ def recorded_command(argv) -> str:
     """The command line, with folder arguments replaced by placeholders (they name this machine)."""
     argv, shown = list(argv), []
     for i, word in enumerate(argv):
-        folder_flag = i > 0 and argv[i - 1] in ("--data-dir", "--classifier-cache", "--out-dir")
-        shown.append(f"<{argv[i - 1][2:]}>" if folder_flag else word)
+        flags = ("--data-dir", "--classifier-cache", "--out-dir")
+        if i > 0 and argv[i - 1] in flags:
+            shown.append(f"<{argv[i - 1][2:]}>")
+        elif word.startswith(tuple(f"{flag}=" for flag in flags)):
+            flag = word.split("=")[0]
+            shown.append(f"{flag}=<{flag[2:]}>")
+        else:
+            shown.append(word)
     return "python benchmarks/bench_quality.py " + shlex.join(shown)
 
 

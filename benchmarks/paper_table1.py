@@ -19,7 +19,6 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,22 +30,26 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import cpu_model  # noqa: E402
 from minigan.atomic import atomic_write  # noqa: E402
+from minigan.checkpoint import load_checkpoint  # noqa: E402
 
 PAPER_PARZEN = (225.0, 2.0)  # Goodfellow et al. 2014, Table 1, MNIST
 
 
 def train_and_evaluate(run_dir: Path, seed: int, epochs: int, every: int, extra: list[str]) -> None:
-    """Bring one seed's run to `epochs`, scoring each `every`-th epoch once."""
+    """Bring one seed's run to `epochs`, scoring each `every`-th epoch (and the last) once."""
+    run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    for epoch in range(every, epochs + 1, every):
+    current = run_dir / "checkpoint.npz"
+    for epoch in sorted(set(range(every, epochs + 1, every)) | {epochs}):
         kept = run_dir / f"checkpoint_epoch{epoch:03d}.npz"
         if not kept.exists():
-            current = run_dir / "checkpoint.npz"
-            resume = ["--resume", str(current)] if current.exists() else ["--out", str(run_dir)]
+            if current.exists() and int(load_checkpoint(current)["meta.epoch"]) > epoch:
+                raise SystemExit(f"error: {current} is past epoch {epoch}, which was never kept; "
+                                 f"start this seed again in another --runs folder")
+            resume = ["--resume", str(current)] if current.exists() else ["--out", str(run_dir), "--seed", str(seed)]
             subprocess.run([sys.executable, str(ROOT / "examples" / "mnist.py"), "--config", "paper",
-                            "--epochs", str(epoch), *resume, *(["--seed", str(seed)] if not current.exists() else []),
-                            "--log-every", "100", *extra], check=True)
-            shutil.copyfile(current, kept)
+                            "--epochs", str(epoch), *resume, "--log-every", "100", *extra], check=True)
+            atomic_write(kept, lambda f: f.write(current.read_bytes()))  # a cut-off copy is never "kept"
         scored = run_dir / f"evaluation_epoch{epoch:03d}.json"
         if not scored.exists():
             subprocess.run([sys.executable, "-m", "minigan.evaluate", str(kept), *extra], check=True, cwd=ROOT)
@@ -108,6 +111,19 @@ def plot(path: Path, summary: dict) -> Path:
         plt.close(fig)
 
 
+def recorded_command(argv) -> str:
+    """The command line with folder arguments as placeholders: they name this machine's folders."""
+    shown, folders = [], ("--runs", "--results", "--data-dir")
+    for i, word in enumerate(argv):
+        if i > 0 and argv[i - 1] in folders:
+            shown.append(f"<{argv[i - 1][2:]}>")
+        elif word.startswith(tuple(f"{flag}=" for flag in folders)):
+            shown.append(f"{word.split('=')[0]}=<{word.split('=')[0][2:]}>")
+        else:
+            shown.append(word)
+    return " ".join(["python", "benchmarks/paper_table1.py", *shown])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Table 1 (Parzen on MNIST) for --config paper over several seeds.")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -119,13 +135,13 @@ def main(argv=None) -> int:
     p.add_argument("--collect-only", action="store_true", help="train nothing; summarize the scores there are")
     args = p.parse_args(argv)
     runs = Path(args.runs)
-    extra = ["--data-dir", args.data_dir] if args.data_dir else []
+    extra = ["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []
     if not args.collect_only:
         for seed in args.seeds:
             train_and_evaluate(runs / f"seed{seed}", seed, args.epochs, args.every, extra)
     summary = summarize(collect(runs, args.seeds), args.seeds)
     today = datetime.date.today().isoformat()
-    summary.update(command=" ".join(["python", "benchmarks/paper_table1.py", *(argv or sys.argv[1:])]),
+    summary.update(command=recorded_command(argv if argv is not None else sys.argv[1:]),
                    machine={"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                             "numpy": np.__version__, "threads": os.environ.get("OMP_NUM_THREADS", "default")},
                    date=today)

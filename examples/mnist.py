@@ -64,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=positive_int, help="train until this many epochs (default: 30 reference, 100 paper)")
     p.add_argument("--batch-size", type=positive_int, help="m in Algorithm 1 (default: the config's)")
     p.add_argument("--k", type=positive_int, help="D steps per G step (default 1)")
-    p.add_argument("--loss", choices=["nonsaturating", "minimax"], help="G's loss (default nonsaturating)")
+    p.add_argument("--loss", choices=gan.LOSSES, help="G's loss (default nonsaturating)")
     p.add_argument("--update", choices=sorted(gan.UPDATES),
                    help="alternating: Algorithm 1's box (default for reference); simultaneous: the authors' code, "
                         "both players stepped from one pass of D (default for paper)")
@@ -75,7 +75,7 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint.npz")
     p.add_argument("--max-steps", type=positive_int, help="stop after this many iterations (smoke runs)")
-    p.add_argument("--engine", choices=["auto", "autograd", "fused"], default="auto",
+    p.add_argument("--engine", choices=fast.ENGINES, default="auto",
                    help="autograd: the readable path; fused: hand-fused kernels (reference config); "
                         "auto (default): fused on CUDA, autograd on the CPU")
     p.add_argument("--no-graph", action="store_true",

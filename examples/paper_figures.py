@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from minigan import Tensor, backend, no_grad
+from minigan import Tensor, backend, gan, no_grad
 from minigan.atomic import atomic_write
 from minigan.checkpoint import CheckpointError
 from minigan.data import MNISTError, load_mnist
-from minigan.evaluate import generate_pixels, load_generator
+from minigan.evaluate import generate_pixels, load_generator, to_unit_interval
 
 
 def nearest_training_digits(samples: np.ndarray, train: np.ndarray, chunk: int = 10_000) -> np.ndarray:
@@ -84,13 +84,11 @@ def figure2(G, config, train_pixels, rows=6, cols=5, seed=0):
 def figure3(G, config, rows=5, steps=10, seed=1):
     """(rows, steps, 784): G along straight lines between pairs of prior samples."""
     rng = np.random.default_rng(seed)
-    ends = [np.asarray(rng.standard_normal((rows, config.noise_dim)) if config.noise == "normal"
-                       else rng.uniform(-np.sqrt(3), np.sqrt(3), (rows, config.noise_dim))) for _ in range(2)]
-    z = interpolations(*ends, steps).reshape(rows * steps, config.noise_dim).astype(np.float32)
+    ends = [gan.sample_noise(config, rows, rng).data for _ in range(2)]  # pairs of points from the prior
+    z = interpolations(*ends, steps).reshape(rows * steps, config.noise_dim).astype(ends[0].dtype)
     with no_grad():
-        pixels = backend.to_numpy(G(Tensor(z)).data).astype(np.float64)
-    low, high = config.data_range
-    return np.clip((pixels - low) / (high - low), 0, 1).reshape(rows, steps, 784)
+        pixels = backend.to_numpy(G(Tensor(z)).data)
+    return to_unit_interval(pixels, config).reshape(rows, steps, 784)
 
 
 def main(argv=None) -> int:

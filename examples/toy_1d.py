@@ -233,8 +233,7 @@ def main(argv=None) -> int:
     training_seconds = 0.0
     for step in range(1, args.steps + 1):
         started = time.perf_counter()
-        # k = 1 and the generator loss passed by position: the keyword is being renamed in gan.py.
-        stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, 1, "nonsaturating")
+        stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k=1, loss="nonsaturating")
         training_seconds += time.perf_counter() - started
         if step in moments or step in frame_steps:
             frames.append(snapshot(G, D, step, z_arrows, z_density, grid))

@@ -109,13 +109,18 @@ def generate_pixels(G, config: gan.Config, n: int, seed: int, device="cpu") -> n
     `paper`); the measures compare with real digits in [0, 1], so we map back to that.
     """
     rng = np.random.default_rng(seed)
-    low, high = config.data_range
     chunks = []
     with no_grad():
         for start in range(0, n, SAMPLE_BATCH):
             z = gan.sample_noise(config, min(SAMPLE_BATCH, n - start), rng, device=device)
             chunks.append(backend.to_numpy(G(z).data).astype(np.float64))
-    return np.clip((np.concatenate(chunks) - low) / (high - low), 0.0, 1.0)
+    return to_unit_interval(np.concatenate(chunks), config)
+
+
+def to_unit_interval(pixels, config: gan.Config) -> np.ndarray:
+    """G's outputs, in the config's data range, as pixels in [0, 1] (float64)."""
+    low, high = config.data_range
+    return np.clip((np.asarray(pixels, dtype=np.float64) - low) / (high - low), 0.0, 1.0)
 
 
 def parzen_row(samples, validation, test, label: str) -> dict:

@@ -39,6 +39,9 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return bce(real_logits, 1.0) + bce(fake_logits, 0.0)
 
 
+LOSSES = ("nonsaturating", "minimax")  # the generator's two losses, below
+
+
 def generator_loss(fake_logits: Tensor, loss: str = "nonsaturating") -> Tensor:
     """The quantity G descends.
 
@@ -194,13 +197,14 @@ def frozen(module: nn.Module):
     """Treat a module's parameters as constants: backward neither computes nor stores their
     gradients. Gradients still flow *through* the module to its input."""
     params = module.parameters()
+    before = [p.requires_grad for p in params]  # restored as they were, so that nesting works
     for p in params:
         p.requires_grad = False
     try:
         yield
     finally:
-        for p in params:
-            p.requires_grad = True
+        for p, flag in zip(params, before):
+            p.requires_grad = flag
 
 
 # --- Algorithm 1 -------------------------------------------------------------------------------
@@ -224,11 +228,11 @@ def discriminator_step(G, D, opt_D, x: Tensor, z: Tensor) -> dict:
 def generator_step(G, D, opt_G, z: Tensor, loss: str) -> dict:
     """One update of G on a batch of noise z, descending eq. 3 (or the non-saturating loss)."""
     with frozen(D):  # gradients flow through D to G's output, but none is left in D
-        loss = generator_loss(D(G(z)), loss)
+        g_loss = generator_loss(D(G(z)), loss)
         opt_G.zero_grad()
-        loss.backward()
+        g_loss.backward()
     opt_G.step()
-    return {"g_loss": loss.data}
+    return {"g_loss": g_loss.data}
 
 
 def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int, loss: str) -> dict:

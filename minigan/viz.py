@@ -56,7 +56,7 @@ def _names_by_id(names) -> dict[int, str]:
     by_id = {}
     for key, value in (names or {}).items():
         if isinstance(value, Module):
-            by_id.update((id(p), f"{key}.{n}") for n, p in _all_tensors(value))
+            by_id.update((id(p), f"{key}.{n}") for n, p in value.named_parameters())
         elif isinstance(value, Tensor):
             by_id[id(value)] = str(key)
         elif isinstance(key, Tensor):
@@ -65,15 +65,6 @@ def _names_by_id(names) -> dict[int, str]:
             raise TypeError(f"to_dot: names maps a role to a Module or a Tensor, or a Tensor to a name; "
                             f"got {type(key).__name__} -> {type(value).__name__}")
     return by_id
-
-
-def _all_tensors(module: Module, prefix=""):
-    """Like named_parameters(), but regardless of requires_grad (inside `gan.frozen` it is False)."""
-    for name, value in vars(module).items():
-        if isinstance(value, Tensor):
-            yield prefix + name, value
-        elif isinstance(value, Module):
-            yield from _all_tensors(value, prefix + name + ".")
 
 
 def _quote(text: str) -> str:

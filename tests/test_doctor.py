@@ -25,7 +25,7 @@ def test_cpu_report_and_check_pass(capsys):
 
 
 def test_cpu_check_finds_a_wrong_fused_step(monkeypatch, capsys):
-    """An Adam kernel with a wrong β1 correction: the doctor must say so and exit non-zero."""
+    """An Adam kernel fed a gradient 1.5 times too large: the doctor must say so and exit non-zero."""
     real_adam = kernels.adam
 
     def off_by_a_little(param, grad, exp_avg, exp_avg_sq, scalars, scratch=None):

@@ -339,3 +339,13 @@ def test_a_frozen_module_still_lists_saves_and_loads_its_parameters():
         assert list(D.state_dict()) == names
         D.load_state_dict(D.state_dict())
     assert all(p.requires_grad for p in D.parameters())
+
+
+def test_frozen_nests_and_restores_each_flag_as_it_was():
+    G, D = tiny_players()
+    D[0].bias.requires_grad = False  # frozen by the user before
+    with gan.frozen(D):
+        with gan.frozen(D):
+            pass
+        assert not any(p.requires_grad for p in D.parameters())  # the inner exit did not unfreeze
+    assert D[0].bias.requires_grad is False and D[0].weight.requires_grad is True

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_mnist_example import SMALL, script, tiny_mnist  # noqa: F401  (fixtures)
+from test_mnist_example import script, tiny_mnist  # noqa: F401  (fixtures)
 
 FIGURES = Path(__file__).resolve().parents[1] / "examples" / "paper_figures.py"
 

@@ -31,6 +31,7 @@ def test_collect_only_writes_the_table1_record_and_plot(tmp_path, capsys):
     assert record["parzen_se"] == pytest.approx(np.std([200, 210, 220], ddof=1) / np.sqrt(3))
     assert record["curve"]["75"] == {"0": 230.0} and record["curve"]["25"] == {"0": 100.0, "1": 90.0, "2": 95.0}
     assert {"config", "seeds", "sigma", "command", "machine", "date"} <= record.keys() and record["config"] == "paper"
+    assert record["command"] == "python benchmarks/paper_table1.py --runs <runs> --results <results> --collect-only"
     assert (tmp_path / "out" / json_path.name.replace(".json", ".png")).stat().st_size > 0
     assert "Parzen 210.0" in capsys.readouterr().out
 

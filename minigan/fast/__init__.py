@@ -20,7 +20,7 @@ graph.py     the CUDA plumbing: the step's stream, and its capture into a CUDA g
 The GPU measurements these choices rest on are in docs/gpu.md.
 """
 
-from .engine import FusedIteration, resolve_engine
+from .engine import ENGINES, FusedIteration, resolve_engine
 from .step import FusedTrainer
 
-__all__ = ["FusedIteration", "FusedTrainer", "resolve_engine"]
+__all__ = ["ENGINES", "FusedIteration", "FusedTrainer", "resolve_engine"]

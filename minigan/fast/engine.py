@@ -22,7 +22,7 @@ from .. import backend, gan, optim
 from .step import LOSSES, FusedTrainer
 
 ENGINES = ("auto", "autograd", "fused")
-UPDATES = ("alternating", "simultaneous")
+UPDATES = tuple(gan.UPDATES)
 
 
 def resolve_engine(requested: str = "auto", device="cpu", config_name: str = "reference",

@@ -11,8 +11,8 @@ reference, and tests/test_fast_kernels.py holds each twin to it:
     tanh_backward        g ← g · (1 − y²)                 the backward closure of Tensor.tanh
     bce_with_logits      loss and dloss/dlogit together   gan.discriminator_loss, gan.generator_loss (eq. 1-3)
     adam                 one Adam update of a flat buffer optim.Adam._update (torch's formula)
-    column_sum           a bias gradient                  tensor.unbroadcast over the batch axis
-    matmul               op(a) @ op(b) into a buffer      Tensor.__matmul__ (on CUDA: cublas.py)
+    column_sum           a bias gradient                  the bias part of tensor.affine's backward
+    matmul               op(a) @ op(b) into a buffer      the GEMMs of tensor.affine (on CUDA: cublas.py)
 
 Every function works in place on buffers it is given and returns nothing, so that a step on CUDA
 allocates nothing (a CUDA graph replays fixed addresses); on NumPy only bce_with_logits makes a
@@ -213,12 +213,12 @@ def adam(param, grad, exp_avg, exp_avg_sq, scalars, scratch=None) -> None:
 
 def matmul(a, b, out, trans_a: bool = False, trans_b: bool = False) -> None:
     """out ← op(a) @ op(b), op transposing when asked; straight into `out` (BLAS, no temporary).
-    Twin of Tensor.__matmul__'s forward, and of its backward with a transpose."""
+    Twin of the GEMMs in tensor.affine's forward and backward."""
     np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out)
 
 
 def column_sum(g, out) -> None:
-    """out ← g summed over its rows: a bias gradient. Twin of tensor.unbroadcast over the batch axis."""
+    """out ← g summed over its rows: a bias gradient. Twin of g.sum(axis=0) in tensor.affine's backward."""
     np.sum(g, axis=0, out=out)
 
 
