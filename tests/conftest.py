@@ -34,6 +34,18 @@ def device(request):
     return request.param
 
 
+@pytest.fixture(scope="session")
+def small_classifier():
+    """A small digit classifier trained on synthetic digits, standing in for the cached MNIST one."""
+    from minigan import classifier
+    from synthetic import synthetic_digits
+
+    images, labels = synthetic_digits(1000)
+    model = classifier.train_classifier(images, labels, epochs=3, lr=1e-2, hidden=(64, 32), progress=False)
+    model.test_accuracy = 1.0
+    return model
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     """Every test starts from the same random state."""

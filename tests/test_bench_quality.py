@@ -1,10 +1,8 @@
 """benchmarks/bench_quality.py: its statistics against hand values, and its smallest run end to end
 on synthetic digits with a small injected classifier (the real run takes hours)."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,14 +10,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from minigan import classifier  # noqa: E402
 
 from synthetic import synthetic_digits  # noqa: E402  (tests/synthetic.py)
+from scripts import load_script  # noqa: E402  (tests/scripts.py)
 
-_path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_quality.py"
-_spec = importlib.util.spec_from_file_location("bench_quality", _path)
-bench_quality = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_quality)
+bench_quality = load_script("benchmarks/bench_quality.py", "bench_quality")
 
 
 # --- statistics --------------------------------------------------------------------------------------
@@ -65,14 +60,6 @@ def test_welch_degenerate_cases():
 
 
 # --- the smallest run, end to end -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def small_classifier():
-    images, labels = synthetic_digits(1000)
-    model = classifier.train_classifier(images, labels, epochs=3, lr=1e-2, hidden=(64, 32), progress=False)
-    model.test_accuracy = 1.0
-    return model
 
 
 @pytest.fixture

@@ -26,14 +26,6 @@ def write_reference_checkpoint(path):
     return save_checkpoint(path, arrays)
 
 
-@pytest.fixture(scope="module")
-def small_classifier():
-    images, labels = synthetic_digits(1000)
-    model = classifier.train_classifier(images, labels, epochs=3, lr=1e-2, hidden=(64, 32), progress=False)
-    model.test_accuracy = 1.0
-    return model
-
-
 @pytest.fixture
 def tiny_world(monkeypatch, small_classifier):
     """Synthetic MNIST (300 train, 100 test), σ chosen on train[200:250], and the small classifier."""

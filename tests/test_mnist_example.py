@@ -1,10 +1,8 @@
 """examples/mnist.py end to end, on a tiny synthetic MNIST written as real IDX files."""
 
 import hashlib
-import importlib.util
 import os
 import signal
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,17 +10,14 @@ import pytest
 from minigan import backend, gan
 from minigan.data import mnist as mnist_data
 from minigan.data import write_idx
+from scripts import load_script  # tests/scripts.py
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist.py"
 SMALL = ["--batch-size", "16", "--log-every", "3"]
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("mnist_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/mnist.py", "mnist_example")
 
 
 @pytest.fixture

@@ -1,23 +1,18 @@
 """examples/paper_figures.py: the paper's Figure 2 (nearest training digit) and Figure 3 (z interpolation)."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_mnist_example import script, tiny_mnist  # noqa: F401  (fixtures)
+from scripts import load_script  # tests/scripts.py
 
-FIGURES = Path(__file__).resolve().parents[1] / "examples" / "paper_figures.py"
 
 
 @pytest.fixture(scope="module")
 def figures():
-    spec = importlib.util.spec_from_file_location("paper_figures", FIGURES)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/paper_figures.py", "paper_figures")
 
 
 @settings(max_examples=30, deadline=None)

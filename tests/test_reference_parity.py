@@ -20,20 +20,15 @@ happens: with manual_seed(0) and k=2, torch's own float32 run ends 1.04e-5 from 
 in D.0.weight for exactly this reason, while minigan's float32 run ends 1.6e-7 from it.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from minigan import Tensor, gan  # noqa: E402
+from scripts import load_script  # noqa: E402  (tests/scripts.py)
 
-_path = Path(__file__).resolve().parents[1] / "benchmarks" / "torch_reference.py"
-_spec = importlib.util.spec_from_file_location("torch_reference", _path)
-torch_reference = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(torch_reference)
+torch_reference = load_script("benchmarks/torch_reference.py", "torch_reference")
 
 BATCH = 16  # small, so that a whole iteration of the ~3M-parameter nets takes milliseconds
 TOLERANCE = {np.float64: 1e-10, np.float32: 1e-5}

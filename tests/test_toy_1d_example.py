@@ -1,19 +1,14 @@
 """examples/toy_1d.py --animate: a short run writes a GIF that Pillow reads, one frame per moment."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
+from scripts import load_script  # tests/scripts.py
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "toy_1d.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("toy_1d_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/toy_1d.py", "toy_1d_example")
 
 
 @pytest.mark.slow  # about 4 s of CPU time (16 s wall on the busy 2-core dev VM), mostly matplotlib
