@@ -8,7 +8,8 @@ with its Adam update, in float32.
     python benchmarks/bench_step.py --device cuda                       # adds TF32 and CUDA-graph rows
 
 Rows: "minigan" (gan.train_iteration, the readable path), "torch" (benchmarks/torch_reference.py,
-eager), and "minigan fast" when minigan.fast.FusedTrainer exists. On CUDA also "minigan TF32" and
+eager), and "minigan fast" when minigan.fast.FusedTrainer exists. On the CPU also "GEMMs alone":
+the fused iteration's matrix products replayed with nothing else, the floor under any NumPy step. On CUDA also "minigan TF32" and
 "torch TF32" (float32 storage, TF32 tensor-core GEMMs), "minigan fast TF32", and "torch cuda graph":
 the whole iteration captured once with torch.cuda.graph and capturable Adam, then replayed, the
 strongest torch peer. Every row records whether it ran as a captured CUDA graph (`captured` in the
@@ -262,6 +263,46 @@ def make_minigan_fast(setup: Setup, tf32: bool = False) -> Runner:
                   mode=lambda: trainer.mode)
 
 
+def make_gemm_floor(setup: Setup) -> Runner:
+    """The GEMMs of one fused iteration and nothing else: a floor under any NumPy step.
+
+    One fused iteration runs with its matrix products recorded (operands, output buffer,
+    transposes); the row then replays those products alone, on the trainer's own buffers, through
+    the same np.matmul calls. No activation, loss, bias sum or Adam runs. Any implementation
+    of this iteration on NumPy's BLAS does at least these products, so its time cannot go below
+    this row's: where this row's ratio to torch is above a target, no NumPy code can meet it.
+    """
+    if setup.device != "cpu":
+        raise Unavailable("the GEMM floor is measured on the CPU (NumPy's BLAS)")
+    from minigan.fast import FusedTrainer
+
+    G, D = _minigan_players(setup)
+    trainer = FusedTrainer(G, D, k=setup.k, loss=setup.loss, lr=2e-4, betas=(0.5, 0.999))
+    linalg, products = trainer.linalg, []
+
+    class Recording:
+        column_sum = staticmethod(linalg.column_sum)
+
+        @staticmethod
+        def matmul(a, b, out, trans_a=False, trans_b=False):
+            products.append((a, b, out, trans_a, trans_b))
+            linalg.matmul(a, b, out, trans_a, trans_b)
+
+    trainer.linalg = Recording
+    trainer.iteration(setup.data, setup.noise)
+    trainer.linalg = linalg
+
+    def replay():
+        for a, b, out, trans_a, trans_b in products:
+            linalg.matmul(a, b, out, trans_a, trans_b)
+
+    replay()
+    if not all(np.isfinite(out).all() for _, _, out, _, _ in products):
+        raise Unavailable("the replayed GEMMs overflowed, so their time would not be a GEMM's")
+    return Runner("GEMMs alone", replay, _nothing, peer="torch", keep=[trainer, products],
+                  mode=lambda: f"{len(products)} products replayed, nothing else")
+
+
 def _torch_players(setup: Setup, capturable=False):
     G = torch_reference.build_generator(device=setup.device)
     D = torch_reference.build_discriminator(device=setup.device)
@@ -317,7 +358,9 @@ def make_torch_cuda_graph(setup: Setup) -> Runner:
 def factories(device: str) -> dict[str, Callable[[Setup], Runner]]:
     """Every implementation to time on `device`, by row name, in table order."""
     rows = {"minigan": make_minigan, "minigan fast": make_minigan_fast, "torch": make_torch}
-    if device != "cpu":
+    if device == "cpu":
+        rows["GEMMs alone"] = make_gemm_floor
+    else:
         rows.update({
             "minigan TF32": lambda setup: make_minigan(setup, tf32=True),
             "minigan fast TF32": lambda setup: make_minigan_fast(setup, tf32=True),
@@ -617,7 +660,7 @@ def main(args) -> None:
             row["captured"], row["graph_expected"] = bool(runner.captured()), runner.graph_expected
             if runner.mode is not None:
                 row["mode"] = runner.mode()
-            if device == "cpu" and not args.no_memory:
+            if device == "cpu" and not args.no_memory and runner.name != "GEMMs alone":
                 memory[runner.name] = cpu_memory_in_subprocess(runner.name, args, batch_size)
             row.update(memory.get(runner.name, {}))
             results.append(row)

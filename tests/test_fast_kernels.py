@@ -443,3 +443,98 @@ def test_numpy_activation_kernels_work_in_row_blocks_of_a_small_scratch():
     expected = np.maximum(h + bias, 0.2 * (h + bias))
     kernels.bias_leaky_relu(h, bias, 0.2, small)
     np.testing.assert_array_equal(h, expected)
+
+
+# --- the NumPy kernels on several threads ------------------------------------------------------------
+
+
+@pytest.fixture
+def threads():
+    """set_cpu_threads for the test, and the previous setting back afterwards."""
+    before = kernels.cpu_threads()
+    yield kernels.set_cpu_threads
+    kernels.set_cpu_threads(before)
+
+
+def run_each_numpy_kernel(rng, scratch_elements=None):
+    """Every NumPy kernel on arrays big enough to be cut into parts; returns what each wrote."""
+    n, cols = 301, 257  # 77,357 elements: above PARALLEL_MIN_ELEMENTS, rows not a multiple of 2 or 3
+    assert n * cols >= kernels.PARALLEL_MIN_ELEMENTS
+    h = rng.standard_normal((n, cols)).astype(np.float32)
+    bias = rng.standard_normal(cols).astype(np.float32)
+    grad = rng.standard_normal((n, cols)).astype(np.float32)
+    scratch = None if scratch_elements is None else np.empty(scratch_elements, np.float32)
+    out = {}
+    for name, run in (("bias_leaky_relu", lambda a: kernels.bias_leaky_relu(a, bias, 0.2, scratch)),
+                      ("bias_tanh", lambda a: kernels.bias_tanh(a, bias)),
+                      ("add_bias", lambda a: kernels.add_bias(a, bias)),
+                      ("leaky_relu_backward", lambda a: kernels.leaky_relu_backward(a, h, 0.2, scratch)),
+                      ("tanh_backward", lambda a: kernels.tanh_backward(a, np.tanh(h), scratch))):
+        a = grad.copy()
+        run(a)
+        out[name] = a
+    column_sums = np.empty(cols, np.float32)
+    kernels.column_sum(grad, column_sums)
+    out["column_sum"] = column_sums
+    size = 3 * kernels.ADAM_CHUNK + 12_345
+    param, g = rng.standard_normal(size).astype(np.float32), rng.standard_normal(size).astype(np.float32)
+    exp_avg, exp_avg_sq = np.zeros_like(param), np.zeros_like(param)
+    scalars = kernels.adam_scalars(np, 2e-4, (0.5, 0.999), 1e-8)
+    for _ in range(3):
+        kernels.adam(param, g, exp_avg, exp_avg_sq, scalars)
+    out["adam"] = np.concatenate([param, exp_avg, exp_avg_sq])
+    return out
+
+
+@pytest.mark.parametrize("scratch_elements", [None, 3 * 257 * 3])  # whole, or three rows a thread
+def test_numpy_kernels_give_the_same_bits_on_one_thread_and_on_several(threads, scratch_elements):
+    """Each part of a split op computes what one pass computes: the threads change no bit."""
+    threads(1)
+    alone = run_each_numpy_kernel(np.random.default_rng(0), scratch_elements)
+    for count in (2, 3):
+        threads(count)
+        together = run_each_numpy_kernel(np.random.default_rng(0), scratch_elements)
+        for name in alone:
+            np.testing.assert_array_equal(together[name], alone[name], err_msg=f"{name} on {count} threads")
+
+
+def test_numpy_kernels_on_several_threads_match_their_formulas(threads):
+    """Not only the same bits as one thread: the right ones (checked against plain NumPy)."""
+    threads(3)
+    rng = np.random.default_rng(1)
+    h = rng.standard_normal((301, 257)).astype(np.float32)
+    bias = rng.standard_normal(257).astype(np.float32)
+    out = run_each_numpy_kernel(np.random.default_rng(1))
+    grad = rng.standard_normal((301, 257)).astype(np.float32)  # the same draws as inside, in order
+    np.testing.assert_array_equal(out["add_bias"], grad + bias)
+    np.testing.assert_array_equal(out["bias_leaky_relu"], np.maximum(grad + bias, np.float32(0.2) * (grad + bias)))
+    np.testing.assert_array_equal(out["leaky_relu_backward"], grad * np.where(h > 0, np.float32(1), np.float32(0.2)))
+    np.testing.assert_array_equal(out["column_sum"], grad.sum(axis=0))
+
+
+def test_the_adam_step_runs_on_several_threads_when_the_buffer_is_large(threads):
+    """The pool is really used: a flat buffer of several chunks is cut into one part per thread."""
+    threads(3)
+    seen = []
+    real = kernels._in_parts
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "_in_parts", lambda work, parts: (seen.append(parts), real(work, parts)))
+        size = 4 * kernels.ADAM_CHUNK
+        param = np.ones(size, np.float32)
+        kernels.adam(param, np.ones(size, np.float32), np.zeros(size, np.float32), np.zeros(size, np.float32),
+                     kernels.adam_scalars(np, 1e-3, (0.9, 0.999), 1e-8), kernels.adam_scratch(np.float32))
+    assert seen == [3]
+    np.testing.assert_allclose(param, 1 - 1e-3, rtol=1e-6)
+
+
+def test_cpu_threads_follow_the_blas_variables_and_set_cpu_threads_checks_its_argument(threads, monkeypatch):
+    monkeypatch.setattr(kernels, "_threads", None)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert kernels.cpu_threads() == 3
+    monkeypatch.setattr(kernels, "_threads", None)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert kernels.cpu_threads() == 5
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            kernels.set_cpu_threads(bad)

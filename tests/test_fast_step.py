@@ -605,3 +605,35 @@ def test_bench_step_marks_a_fast_row_that_ran_eagerly(capsys):
     assert out.count("EAGER") == 2  # the B=128 cell, and the warning line under the table
     assert "WARNING: minigan fast at B=128 ran EAGER, not as a CUDA graph: eager (CUDA graph capture failed" in out
     assert [bench_step.ran_eager(r) for r in results] == [False, True, False]
+
+
+def test_bench_step_gemm_floor_replays_exactly_the_products_of_one_fused_iteration():
+    """The floor row runs the fused iteration's GEMMs and nothing else: 15 products for a D step
+    (G forward 4, D forward 4, D's weight gradients 4, D's input gradients below its first layer 3)
+    and 19 for the G step (G and D forward 8, through D to its input 4, G's weight gradients 4 and
+    input gradients 3); a replay writes every product's output again and runs nothing else."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_step
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    setup = bench_step.make_setup(8, 1, "nonsaturating", "cpu", seed=0)
+    runner = bench_step.make_gemm_floor(setup)
+    assert runner.name == "GEMMs alone" and runner.peer == "torch"
+    assert runner.mode() == "34 products replayed, nothing else"
+    trainer, products = runner.keep
+    assert len(products) == 34
+    params = [trainer.G.params.copy(), trainer.D.params.copy()]
+    for _, _, out, _, _ in products:
+        out[...] = np.nan
+    runner.iteration()
+    # Every product's output was written again by the replay, and nothing else ran: no Adam step
+    # moved a parameter.
+    assert all(np.isfinite(out).all() for _, _, out, _, _ in products)
+    np.testing.assert_array_equal(trainer.G.params, params[0])
+    np.testing.assert_array_equal(trainer.D.params, params[1])
+    a, b, out, trans_a, trans_b = products[-1]
+    np.testing.assert_allclose(out, (a.T if trans_a else a) @ (b.T if trans_b else b), rtol=1e-5, atol=1e-6)
+    with pytest.raises(bench_step.Unavailable, match="measured on the CPU"):
+        bench_step.make_gemm_floor(bench_step.Setup(8, 1, "nonsaturating", "cuda", {}, [], []))
