@@ -24,8 +24,6 @@ CuPy ElementwiseKernel or RawKernel, compiled on first use. CuPy is imported onl
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -52,94 +50,15 @@ def _on_gpu(array) -> bool:
 # (batch, features) array: at B = 8192 that is 64 MB less at the peak.
 SCRATCH_ELEMENTS = 1 << 20
 
-# NumPy runs each ufunc on one core, while its BLAS (and torch, the peer) use them all. So the
-# NumPy branches cut their passes into parts, one per thread, and run the parts on a pool of
-# threads: NumPy lets go of the GIL inside a ufunc's loop, so the parts run at once. Every op is
-# elementwise (column_sum splits columns, each summed down its rows as before), so each part
-# computes exactly what one pass over the whole array computes: the bits do not depend on the
-# number of threads. Arrays smaller than this stay in the calling thread: handing them over
-# would cost more than it saves.
-PARALLEL_MIN_ELEMENTS = 1 << 16
 
-_threads: int | None = None  # None: decided on first use (cpu_threads)
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-
-
-def cpu_threads() -> int:
-    """Threads for the NumPy kernels: as many as NumPy's BLAS is told to use ($OPENBLAS_NUM_THREADS,
-    else $OMP_NUM_THREADS), else one per core this process may run on. set_cpu_threads overrides it."""
-    global _threads
-    if _threads is None:
-        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-            if os.environ.get(name, "").strip().isdigit() and int(os.environ[name]) > 0:
-                _threads = int(os.environ[name])
-                break
-        else:
-            _threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return _threads
-
-
-def set_cpu_threads(threads: int) -> None:
-    """Use this many threads in the NumPy kernels from now on (1: all in the calling thread)."""
-    global _threads, _pool, _pool_size
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"set_cpu_threads: threads must be a positive integer, got {threads!r}")
-    if _pool is not None:
-        _pool.shutdown()
-        _pool, _pool_size = None, 0
-    _threads = threads
-
-
-def _in_parts(work, parts: int) -> None:
-    """work(0), ..., work(parts − 1): part 0 in this thread, the others on the pool at once."""
-    global _pool, _pool_size
-    if parts <= 1:
-        work(0)
-        return
-    if _pool_size < parts - 1:
-        if _pool is not None:
-            _pool.shutdown()
-        _pool_size = max(parts - 1, cpu_threads() - 1)
-        _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="minigan")
-    others = [_pool.submit(work, part) for part in range(1, parts)]
-    work(0)
-    for other in others:
-        other.result()
-
-
-def _parts_for(size: int, most: int) -> int:
-    """How many parts to cut an op over `size` elements into, at most `most`."""
-    return max(1, min(cpu_threads(), most)) if size >= PARALLEL_MIN_ELEMENTS else 1
-
-
-def _row_parts(a, body) -> None:
-    """body(rows) for one slice of a's rows per thread, the slices together covering a."""
-    n = a.shape[0]
-    parts = _parts_for(a.size, n)
-    _in_parts(lambda i: body(slice(n * i // parts, n * (i + 1) // parts)), parts)
-
-
-def _over_rows(a, scratch, body) -> None:
-    """body(rows, tmp) over all of a's rows, tmp a view of the flat `scratch` shaped like a[rows].
-
-    Each thread takes a slice of the rows and its own share of the scratch, and walks its slice
-    in blocks of rows that fit that share.
-    """
+def _row_blocks(a, scratch):
+    """(rows, tmp) pairs covering a's rows, tmp a view of the flat `scratch` shaped like a[rows]."""
     n, cols = a.shape
     scratch = np.empty(min(a.size, SCRATCH_ELEMENTS), a.dtype) if scratch is None else scratch.reshape(-1)
-    parts = _parts_for(a.size, min(n, scratch.size // cols))
-    share = scratch.size // parts
-
-    def part(i):
-        lo, hi = n * i // parts, n * (i + 1) // parts
-        tmp = scratch[i * share:(i + 1) * share]
-        step = max(1, min(hi - lo, share // cols))
-        for start in range(lo, hi, step):
-            rows = slice(start, min(hi, start + step))
-            body(rows, tmp[: (rows.stop - start) * cols].reshape(-1, cols))
-
-    _in_parts(part, parts)
+    step = max(1, min(n, scratch.size // cols))
+    for start in range(0, n, step):
+        rows = slice(start, min(n, start + step))
+        yield rows, scratch[: (rows.stop - start) * cols].reshape(-1, cols)
 
 
 def bias_leaky_relu(h, bias, slope: float, scratch=None) -> None:
@@ -148,19 +67,16 @@ def bias_leaky_relu(h, bias, slope: float, scratch=None) -> None:
 
     NumPy computes it as max(h, slope·h), equal to where(h > 0, h, slope·h) for 0 < slope ≤ 1:
     the same trick as tensor.leaky_relu, where the measurement that justifies it is written.
-    `scratch` (NumPy only) is a flat buffer (see _over_rows).
+    `scratch` (NumPy only) is a flat buffer (see _row_blocks).
     """
     if _on_gpu(h):
         _cuda().bias_leaky_relu(bias, float(slope), h)
         return
-    slope = float(slope)  # a Python float keeps float32 data float32 (a NumPy float64 would promote it)
-
-    def block(rows, tmp):
-        np.add(h[rows], bias, out=h[rows])
-        np.multiply(h[rows], slope, out=tmp)
+    np.add(h, bias, out=h)
+    for rows, tmp in _row_blocks(h, scratch):
+        # A Python float slope keeps float32 data float32 (a NumPy float64 would promote it).
+        np.multiply(h[rows], float(slope), out=tmp)
         np.maximum(h[rows], tmp, out=h[rows])
-
-    _over_rows(h, scratch, block)
 
 
 def bias_tanh(h, bias) -> None:
@@ -168,12 +84,8 @@ def bias_tanh(h, bias) -> None:
     if _on_gpu(h):
         _cuda().bias_tanh(bias, h)
         return
-
-    def rows_of(rows):
-        np.add(h[rows], bias, out=h[rows])
-        np.tanh(h[rows], out=h[rows])
-
-    _row_parts(h, rows_of)
+    np.add(h, bias, out=h)
+    np.tanh(h, out=h)
 
 
 def add_bias(h, bias) -> None:
@@ -181,7 +93,7 @@ def add_bias(h, bias) -> None:
     if _on_gpu(h):
         _cuda().add_bias(bias, h)
         return
-    _row_parts(h, lambda rows: np.add(h[rows], bias, out=h[rows]))
+    np.add(h, bias, out=h)
 
 
 # --- backward: activations --------------------------------------------------------------------------
@@ -197,29 +109,22 @@ def leaky_relu_backward(grad, output, slope: float, scratch=None) -> None:
     if _on_gpu(grad):
         _cuda().leaky_relu_backward(output, float(slope), grad)
         return
-    slope = float(slope)
-
-    def block(rows, tmp):
+    for rows, tmp in _row_blocks(grad, scratch):
         np.greater(output[rows], 0, out=tmp)
-        np.maximum(tmp, slope, out=tmp)
+        np.maximum(tmp, float(slope), out=tmp)
         np.multiply(grad[rows], tmp, out=grad[rows])
-
-    _over_rows(grad, scratch, block)
 
 
 def tanh_backward(grad, output, scratch=None) -> None:
     """grad ← grad · (1 − y²) in place, y = tanh(x). Twin of the backward closure of Tensor.tanh.
-    `scratch` (NumPy only) is a flat buffer (see _over_rows)."""
+    `scratch` (NumPy only) is a flat buffer (see _row_blocks)."""
     if _on_gpu(grad):
         _cuda().tanh_backward(output, grad)
         return
-
-    def block(rows, tmp):
+    for rows, tmp in _row_blocks(grad, scratch):
         np.multiply(output[rows], output[rows], out=tmp)
         np.subtract(1, tmp, out=tmp)
         np.multiply(grad[rows], tmp, out=grad[rows])
-
-    _over_rows(grad, scratch, block)
 
 
 # --- the losses ------------------------------------------------------------------------------------
@@ -262,11 +167,6 @@ def adam_scalars(xp, lr: float, betas, eps: float):
     return xp.asarray(scalars)
 
 
-def adam_scratch(dtype):
-    """The scratch a NumPy adam() call needs: ADAM_CHUNK elements for each thread."""
-    return np.empty(ADAM_CHUNK * cpu_threads(), dtype=dtype)
-
-
 def adam(param, grad, exp_avg, exp_avg_sq, scalars, scratch=None) -> None:
     """One Adam step over flat buffers: the twin of optim.Adam._update, as torch.optim.Adam computes it:
 
@@ -275,7 +175,7 @@ def adam(param, grad, exp_avg, exp_avg_sq, scalars, scratch=None) -> None:
 
     The step count t and both bias corrections live in `scalars` (see adam_scalars) and are
     computed on the device, in float64, so that a CUDA graph never freezes them.
-    `scratch` (NumPy only) is a buffer of ADAM_CHUNK elements per thread (adam_scratch).
+    `scratch` (NumPy only) is a buffer of at least ADAM_CHUNK elements.
     """
     if _on_gpu(param):
         _cuda().adam(scalars, param, grad, exp_avg, exp_avg_sq)
@@ -287,33 +187,25 @@ def adam(param, grad, exp_avg, exp_avg_sq, scalars, scratch=None) -> None:
     step_size = lr / (1 - beta1 ** t)
     bias_correction2_sqrt = math.sqrt(1 - beta2 ** t)
     scalars[STEP_SIZE], scalars[BIAS_CORRECTION2_SQRT] = step_size, bias_correction2_sqrt
-    if scratch is None:
-        scratch = np.empty(ADAM_CHUNK * _parts_for(param.size, cpu_threads()), dtype=param.dtype)
-    parts = _parts_for(param.size, scratch.size // ADAM_CHUNK)
-
-    def part(i):
-        # Part i: its own range of the buffers, walked chunk by chunk, and its own scratch.
-        lo, hi = param.size * i // parts, param.size * (i + 1) // parts
-        for start in range(lo, hi, ADAM_CHUNK):
-            chunk = slice(start, min(hi, start + ADAM_CHUNK))
-            p, g, m, v = param[chunk], grad[chunk], exp_avg[chunk], exp_avg_sq[chunk]
-            tmp = scratch[i * ADAM_CHUNK: i * ADAM_CHUNK + p.size]
-            # The same operations in the same order as optim.Adam, each one pass over the chunk.
-            np.multiply(m, beta1, out=m)
-            np.multiply(g, 1 - beta1, out=tmp)
-            np.add(m, tmp, out=m)
-            np.multiply(v, beta2, out=v)
-            np.multiply(g, g, out=tmp)
-            np.multiply(tmp, 1 - beta2, out=tmp)
-            np.add(v, tmp, out=v)
-            np.sqrt(v, out=tmp)
-            np.divide(tmp, bias_correction2_sqrt, out=tmp)
-            np.add(tmp, eps, out=tmp)
-            np.divide(m, tmp, out=tmp)
-            np.multiply(tmp, step_size, out=tmp)
-            np.subtract(p, tmp, out=p)
-
-    _in_parts(part, parts)
+    scratch = np.empty(ADAM_CHUNK, dtype=param.dtype) if scratch is None else scratch
+    for start in range(0, param.size, ADAM_CHUNK):
+        chunk = slice(start, start + ADAM_CHUNK)
+        p, g, m, v = param[chunk], grad[chunk], exp_avg[chunk], exp_avg_sq[chunk]
+        tmp = scratch[: p.size]
+        # The same operations in the same order as optim.Adam, each one pass over the chunk.
+        np.multiply(m, beta1, out=m)
+        np.multiply(g, 1 - beta1, out=tmp)
+        np.add(m, tmp, out=m)
+        np.multiply(v, beta2, out=v)
+        np.multiply(g, g, out=tmp)
+        np.multiply(tmp, 1 - beta2, out=tmp)
+        np.add(v, tmp, out=v)
+        np.sqrt(v, out=tmp)
+        np.divide(tmp, bias_correction2_sqrt, out=tmp)
+        np.add(tmp, eps, out=tmp)
+        np.divide(m, tmp, out=tmp)
+        np.multiply(tmp, step_size, out=tmp)
+        np.subtract(p, tmp, out=p)
 
 
 # --- NumPy linear algebra (the CUDA versions are in cublas.py) --------------------------------------
@@ -326,12 +218,8 @@ def matmul(a, b, out, trans_a: bool = False, trans_b: bool = False) -> None:
 
 
 def column_sum(g, out) -> None:
-    """out ← g summed over its rows: a bias gradient. Twin of g.sum(axis=0) in tensor.affine's backward.
-    The threads take a range of columns each, every column summed down its rows as in one pass."""
-    cols = g.shape[1]
-    parts = _parts_for(g.size, cols)
-    _in_parts(lambda i: np.sum(g[:, cols * i // parts: cols * (i + 1) // parts], axis=0,
-                               out=out[cols * i // parts: cols * (i + 1) // parts]), parts)
+    """out ← g summed over its rows: a bias gradient. Twin of g.sum(axis=0) in tensor.affine's backward."""
+    np.sum(g, axis=0, out=out)
 
 
 # --- the CUDA versions -----------------------------------------------------------------------------

@@ -112,7 +112,7 @@ class _FlatPlayer:
         # Adam: two moment buffers like the parameters, and the step count etc. on the device.
         self.exp_avg, self.exp_avg_sq = xp.zeros_like(self.params), xp.zeros_like(self.params)
         self.adam_scalars = kernels.adam_scalars(xp, lr, betas, eps)
-        self.adam_scratch = None if xp is not np else kernels.adam_scratch(self.dtype)
+        self.adam_scratch = None if xp is not np else np.empty(kernels.ADAM_CHUNK, dtype=self.dtype)
 
     @property
     def in_features(self):
