@@ -205,7 +205,9 @@ class _Workspace:
         self.data = [d_input[:m] for d_input in self.d_inputs]
         # On CUDA the graph reads noise from fixed buffers too; on CPU the caller's arrays are used.
         self.noise = [xp.empty((m, G.in_features), dtype) for _ in range(k + 1)] if not on_cpu else None
-        self.fake = xp.empty((m, G.out_features), dtype)  # G(z) in the generator step
+        # G(z) in the generator step goes where the last D step's G(z) was: the fake half of its
+        # D input, which no one reads once that step is done (m × 784 less at the peak).
+        self.fake = self.d_inputs[-1][m:]
         self.fake_grad = xp.empty((m, G.out_features), dtype)  # dL/dG(z), from D's backward
         # Hidden activations, one buffer per layer.
         self.g_hidden = [xp.empty((m, layer.out_features), dtype) for layer in G.layers[:-1]]
