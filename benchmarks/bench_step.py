@@ -9,8 +9,8 @@ with its Adam update, in float32.
 
 Rows: "minigan" (gan.train_iteration, the readable path), "torch" (benchmarks/torch_reference.py,
 eager), and "minigan fast" when minigan.fast.FusedTrainer exists. On the CPU also "GEMMs alone":
-the fused iteration's matrix products replayed with nothing else, the floor under any NumPy step. On CUDA also "minigan TF32" and
-"torch TF32" (float32 storage, TF32 tensor-core GEMMs), "minigan fast TF32", and "torch cuda graph":
+the fused iteration's matrix products replayed with nothing else, a floor under any NumPy step
+that runs them. On CUDA also "minigan TF32" and "torch TF32" (float32 storage, TF32 tensor-core GEMMs), "minigan fast TF32", and "torch cuda graph":
 the whole iteration captured once with torch.cuda.graph and capturable Adam, then replayed, the
 strongest torch peer. Every row records whether it ran as a captured CUDA graph (`captured` in the
 JSON); a fast row that should have been captured and ran eagerly is marked EAGER in the table.
@@ -268,9 +268,9 @@ def make_gemm_floor(setup: Setup) -> Runner:
 
     One fused iteration runs with its matrix products recorded (operands, output buffer,
     transposes); the row then replays those products alone, on the trainer's own buffers, through
-    the same np.matmul calls. No activation, loss, bias sum or Adam runs. Any implementation
-    of this iteration on NumPy's BLAS does at least these products, so its time cannot go below
-    this row's: where this row's ratio to torch is above a target, no NumPy code can meet it.
+    the same np.matmul calls. No activation, loss, bias sum or Adam runs. Algorithm 1 needs every
+    one of these products, so an implementation that runs them through NumPy's BLAS cannot be
+    faster than this row: where its ratio to torch is above a target, such code cannot meet it.
     """
     if setup.device != "cpu":
         raise Unavailable("the GEMM floor is measured on the CPU (NumPy's BLAS)")
