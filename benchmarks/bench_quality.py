@@ -388,9 +388,9 @@ def main(argv=None) -> dict:
     train_images, _ = load_mnist("train", data_dir=args.data_dir)
     test_images, _ = load_mnist("test", data_dir=args.data_dir)
     low, high = CONFIG.data_range
-    train01 = train_images.reshape(len(train_images), -1).astype(np.float64) / 255
+    train01 = evaluate.unit_pixels(train_images)
     pixels = (train01[:args.train_images] * (high - low) + low).astype(np.float32)  # what G imitates, in [-1, 1]
-    test01 = test_images[:args.test_size].reshape(-1, 784).astype(np.float64) / 255
+    test01 = evaluate.unit_pixels(test_images[:args.test_size])
     classifier = load_or_train_classifier(data_dir=args.data_dir, cache_dir=args.classifier_cache)
     score = make_scorer(classifier, train01[VALIDATION_ROWS], test01)
     minibatches_per_epoch = len(pixels) // args.batch_size

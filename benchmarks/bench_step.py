@@ -12,8 +12,8 @@ eager), and "minigan fast" when minigan.fast.FusedTrainer exists. On the CPU als
 the fused iteration's matrix products replayed with nothing else, a floor under any NumPy step
 that runs them. On CUDA also "minigan TF32" and "torch TF32" (float32 storage, TF32 tensor-core
 GEMMs), "minigan fast TF32", and "torch cuda graph": the whole iteration captured once with
-torch.cuda.graph and capturable Adam, then replayed, the strongest torch peer. Every row records whether it ran as a captured CUDA graph (`captured` in the
-JSON); a fast row that should have been captured and ran eagerly is marked EAGER in the table.
+torch.cuda.graph and capturable Adam, then replayed, the strongest torch peer. Every row records
+whether it ran as a captured CUDA graph (`captured` in the JSON); a fast row that should have been captured and ran eagerly is marked EAGER in the table.
 
 Needs PyTorch, the peer it is timed against: pip install -e ".[bench]" (on a machine with a CUDA
 build of torch already, keep that one; see README).
@@ -173,6 +173,7 @@ class Runner:
     captured: Callable[[], bool] = lambda: False  # whether the latest iteration ran as a CUDA graph
     graph_expected: bool = False  # a row meant to run captured: running eagerly is a failure to see
     mode: Callable[[], str] | None = None  # how it ran, in words (the fast rows)
+    measure_memory: bool = True  # False for a row that is not a training step (the GEMM floor)
 
 
 def _synchronize_cupy():
@@ -300,7 +301,7 @@ def make_gemm_floor(setup: Setup) -> Runner:
     if not all(np.isfinite(out).all() for _, _, out, _, _ in products):
         raise Unavailable("the replayed GEMMs overflowed, so their time would not be a GEMM's")
     return Runner("GEMMs alone", replay, _nothing, peer="torch", keep=[trainer, products],
-                  mode=lambda: f"{len(products)} products replayed, nothing else")
+                  mode=lambda: f"{len(products)} products replayed, nothing else", measure_memory=False)
 
 
 def _torch_players(setup: Setup, capturable=False):
@@ -660,7 +661,7 @@ def main(args) -> None:
             row["captured"], row["graph_expected"] = bool(runner.captured()), runner.graph_expected
             if runner.mode is not None:
                 row["mode"] = runner.mode()
-            if device == "cpu" and not args.no_memory and runner.name != "GEMMs alone":
+            if device == "cpu" and not args.no_memory and runner.measure_memory:
                 memory[runner.name] = cpu_memory_in_subprocess(runner.name, args, batch_size)
             row.update(memory.get(runner.name, {}))
             results.append(row)

@@ -99,10 +99,9 @@ def main(argv=None) -> int:
     G, config, arrays = evaluate.load_generator(args.checkpoint)
     train, _ = load_mnist("train", data_dir=args.data_dir)
     test_images, _ = load_mnist("test", data_dir=args.data_dir)
-    pixels = lambda images: images.reshape(len(images), -1).astype(np.float64) / 255  # noqa: E731
-    validation, test = pixels(train[evaluate.VALIDATION_ROWS]), pixels(test_images)
+    validation, test = evaluate.unit_pixels(train[evaluate.VALIDATION_ROWS]), evaluate.unit_pixels(test_images)
     samples = evaluate.generate_pixels(G, config, 10_000, args.seed)
-    rows = diagnose(samples, pixels(train[:10_000]), validation, test)
+    rows = diagnose(samples, evaluate.unit_pixels(train[:10_000]), validation, test)
     print(f"{args.checkpoint} (epoch {int(arrays['meta.epoch'])})\n{format_rows(rows)}")
     if args.out:
         record = {"checkpoint": args.checkpoint, "epoch": int(arrays["meta.epoch"]), "rows": rows,

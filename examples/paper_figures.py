@@ -21,7 +21,7 @@ from minigan import Tensor, backend, gan, no_grad
 from minigan.atomic import atomic_write
 from minigan.checkpoint import CheckpointError
 from minigan.data import MNISTError, load_mnist
-from minigan.evaluate import generate_pixels, load_generator, to_unit_interval
+from minigan.evaluate import generate_pixels, load_generator, to_unit_interval, unit_pixels
 
 
 def nearest_training_digits(samples: np.ndarray, train: np.ndarray, chunk: int = 10_000) -> np.ndarray:
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     # The nearest neighbour is searched among the digits this config trained on.
-    train_pixels = images[: config.train_images].reshape(-1, 784).astype(np.float64) / 255
+    train_pixels = unit_pixels(images[: config.train_images])
     out = Path(args.out)
     written = [draw_grid(out / f"figure2_{config.name}.png", figure2(G, config, train_pixels, seed=args.seed),
                          framed_column=5),

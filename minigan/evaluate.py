@@ -117,6 +117,12 @@ def generate_pixels(G, config: gan.Config, n: int, seed: int, device="cpu") -> n
     return to_unit_interval(np.concatenate(chunks), config)
 
 
+def unit_pixels(images) -> np.ndarray:
+    """MNIST images (uint8, any shape with the digits first) as (n, 784) float64 pixels in [0, 1],
+    the form every measure here takes. Float64, because the Parzen exponents reach −10^4 (see metrics)."""
+    return np.asarray(images).reshape(len(images), -1).astype(np.float64) / 255
+
+
 def to_unit_interval(pixels, config: gan.Config) -> np.ndarray:
     """G's outputs, in the config's data range, as pixels in [0, 1] (float64)."""
     low, high = config.data_range
@@ -168,12 +174,9 @@ def evaluate(checkpoint, data_dir=None, device="cpu", samples=10_000, test_size=
         raise MNISTError(f"the training split has {len(train_images)} images; the evaluation needs "
                          f"{max(samples, VALIDATION_ROWS.stop)}")
 
-    def pixels(images):  # float64, because the Parzen exponents reach −10^4 (see metrics)
-        return images.reshape(len(images), -1).astype(np.float64) / 255
-
-    validation = pixels(train_images[VALIDATION_ROWS])
-    real_samples = pixels(train_images[:samples])  # a perfect generator's samples: real digits, as many as G's
-    test = pixels(test_images[:test_size])
+    validation = unit_pixels(train_images[VALIDATION_ROWS])
+    real_samples = unit_pixels(train_images[:samples])  # a perfect generator's samples: real digits, as many as G's
+    test = unit_pixels(test_images[:test_size])
 
     fake = generate_pixels(G, config, samples, seed, device)
     if not np.all(np.isfinite(fake)):

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from minigan import Tensor, backend, gan, nn, optim
 from minigan.fast import FusedTrainer, kernels
+from scripts import load_script  # tests/scripts.py
 
 REFERENCE = gan.CONFIGS["reference"]
 LR, BETAS = 2e-4, (0.5, 0.999)
@@ -588,13 +589,13 @@ def test_bench_step_without_torch_is_one_line_naming_the_extra():
     assert 'pip install -e ".[bench]"' in err and "PyTorch" in err
 
 
-def test_bench_step_marks_a_fast_row_that_ran_eagerly(capsys):
+def load_bench_step():
     pytest.importorskip("torch")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import bench_step
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    return load_script("benchmarks/bench_step.py", "bench_step")
+
+
+def test_bench_step_marks_a_fast_row_that_ran_eagerly(capsys):
+    bench_step = load_bench_step()
     row = {"median_ms": 1.0, "p25_ms": 0.9, "p75_ms": 1.1, "cpu_median_ms": 1.0, "ratio_to_peer": None}
     results = [dict(row, implementation="minigan fast", batch_size=64, captured=True, graph_expected=True),
                dict(row, implementation="minigan fast", batch_size=128, captured=False, graph_expected=True,
@@ -612,12 +613,7 @@ def test_bench_step_gemm_floor_replays_exactly_the_products_of_one_fused_iterati
     (G forward 4, D forward 4, D's weight gradients 4, D's input gradients below its first layer 3)
     and 19 for the G step (G and D forward 8, through D to its input 4, G's weight gradients 4 and
     input gradients 3); a replay writes every product's output again and runs nothing else."""
-    pytest.importorskip("torch")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import bench_step
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    bench_step = load_bench_step()
     setup = bench_step.make_setup(8, 1, "nonsaturating", "cpu", seed=0)
     runner = bench_step.make_gemm_floor(setup)
     assert runner.name == "GEMMs alone" and runner.peer == "torch"

@@ -1,6 +1,5 @@
 """examples/paper_figures.py: the paper's Figure 2 (nearest training digit) and Figure 3 (z interpolation)."""
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings

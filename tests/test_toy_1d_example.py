@@ -1,6 +1,5 @@
 """examples/toy_1d.py --animate: a short run writes a GIF that Pillow reads, one frame per moment."""
 
-
 import pytest
 from scripts import load_script  # tests/scripts.py
 
