@@ -13,7 +13,8 @@ the fused iteration's matrix products replayed with nothing else, a floor under 
 that runs them. On CUDA also "minigan TF32" and "torch TF32" (float32 storage, TF32 tensor-core
 GEMMs), "minigan fast TF32", and "torch cuda graph": the whole iteration captured once with
 torch.cuda.graph and capturable Adam, then replayed, the strongest torch peer. Every row records
-whether it ran as a captured CUDA graph (`captured` in the JSON); a fast row that should have been captured and ran eagerly is marked EAGER in the table.
+whether it ran as a captured CUDA graph (`captured` in the JSON); a fast row that should have
+been captured and ran eagerly is marked EAGER in the table.
 
 Needs PyTorch, the peer it is timed against: pip install -e ".[bench]" (on a machine with a CUDA
 build of torch already, keep that one; see README).
