@@ -30,12 +30,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import cpu_model  # noqa: E402
 from minigan.atomic import atomic_write  # noqa: E402
+from minigan import gan  # noqa: E402
 from minigan.checkpoint import load_checkpoint  # noqa: E402
 
 PAPER_PARZEN = (225.0, 2.0)  # Goodfellow et al. 2014, Table 1, MNIST
 
 
-def train_and_evaluate(run_dir: Path, seed: int, epochs: int, every: int, extra: list[str]) -> None:
+def train_and_evaluate(run_dir: Path, seed: int, noise: str, epochs: int, every: int, extra: list[str]) -> None:
     """Bring one seed's run to `epochs`, scoring each `every`-th epoch (and the last) once."""
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -46,7 +47,8 @@ def train_and_evaluate(run_dir: Path, seed: int, epochs: int, every: int, extra:
             if current.exists() and int(load_checkpoint(current)["meta.epoch"]) > epoch:
                 raise SystemExit(f"error: {current} is past epoch {epoch}, which was never kept; "
                                  f"start this seed again in another --runs folder")
-            resume = ["--resume", str(current)] if current.exists() else ["--out", str(run_dir), "--seed", str(seed)]
+            resume = ["--resume", str(current)] if current.exists() else ["--out", str(run_dir), "--seed", str(seed),
+                                                                         "--noise", noise]
             subprocess.run([sys.executable, str(ROOT / "examples" / "mnist.py"), "--config", "paper",
                             "--epochs", str(epoch), *resume, "--log-every", "100", *extra], check=True)
             atomic_write(kept, lambda f: f.write(current.read_bytes()))  # a cut-off copy is never "kept"
@@ -66,7 +68,7 @@ def collect(runs: Path, seeds: list[int]) -> dict:
     return curve
 
 
-def summarize(curve: dict, seeds: list[int]) -> dict:
+def summarize(curve: dict, seeds: list[int], noise: str) -> dict:
     """The Table-1 record: the Parzen curve per seed, and the last epoch every seed reached."""
     common = [epoch for epoch in sorted(curve) if all(seed in curve[epoch] for seed in seeds)]
     if not common:
@@ -74,7 +76,7 @@ def summarize(curve: dict, seeds: list[int]) -> dict:
     last = common[-1]
     parzen = [curve[last][seed]["model"]["parzen"]["log_likelihood"] for seed in seeds]
     return {
-        "config": "paper", "epochs": last, "seeds": seeds,
+        "config": "paper", "noise": noise, "epochs": last, "seeds": seeds,
         "parzen": parzen,
         "parzen_mean": float(np.mean(parzen)),
         # The seed-to-seed standard error, and each seed's own (over the test digits) for comparison.
@@ -102,7 +104,7 @@ def plot(path: Path, summary: dict) -> Path:
     ax.axhline(PAPER_PARZEN[0], color="black", ls="--", lw=1, label="paper, Table 1 (225)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Parzen log-likelihood of test digits (nats)")
-    ax.set_title("minigan, --config paper")
+    ax.set_title(f"minigan, --config paper, {summary['noise']} prior")
     ax.legend()
     fig.tight_layout()
     try:
@@ -129,6 +131,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=250, help="train each seed to this epoch (default 250)")
     p.add_argument("--every", type=int, default=25, help="score every this many epochs (default 25)")
+    p.add_argument("--noise", choices=gan.NOISES, default=gan.CONFIGS["paper"].noise,
+                   help="the prior p_z (default: the paper config's, uniform)")
     p.add_argument("--runs", default="runs/paper-table1", help="folder of the runs, one seedN/ per seed")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"), help="where the JSON and plot go")
     p.add_argument("--data-dir", help="passed to examples/mnist.py and minigan.evaluate")
@@ -138,18 +142,18 @@ def main(argv=None) -> int:
     extra = ["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []
     if not args.collect_only:
         for seed in args.seeds:
-            train_and_evaluate(runs / f"seed{seed}", seed, args.epochs, args.every, extra)
-    summary = summarize(collect(runs, args.seeds), args.seeds)
+            train_and_evaluate(runs / f"seed{seed}", seed, args.noise, args.epochs, args.every, extra)
+    summary = summarize(collect(runs, args.seeds), args.seeds, args.noise)
     today = datetime.date.today().isoformat()
     summary.update(command=recorded_command(argv if argv is not None else sys.argv[1:]),
                    machine={"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                             "numpy": np.__version__, "threads": os.environ.get("OMP_NUM_THREADS", "default")},
                    date=today)
     results = Path(args.results)
-    json_path = atomic_write(results / f"paper_table1-{today}.json",
+    json_path = atomic_write(results / f"paper_table1-{args.noise}-{today}.json",
                              lambda f: f.write(json.dumps(summary, indent=2).encode()))
-    png_path = plot(results / f"paper_table1-{today}.png", summary)
-    print(f"paper config, epoch {summary['epochs']}, seeds {summary['seeds']}: Parzen "
+    png_path = plot(results / f"paper_table1-{args.noise}-{today}.png", summary)
+    print(f"paper config, {args.noise} prior, epoch {summary['epochs']}, seeds {summary['seeds']}: Parzen "
           f"{summary['parzen_mean']:.1f} (per seed {', '.join(f'{v:.1f}' for v in summary['parzen'])}); "
           f"paper: {PAPER_PARZEN[0]:.0f} ± {PAPER_PARZEN[1]:.0f}; wrote {json_path}, {png_path}")
     return 0

@@ -17,6 +17,7 @@ The file reads top to bottom: settings, data, the two players, the loop, saving.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import tempfile
@@ -35,7 +36,7 @@ from minigan.plotting import save_image_grid, save_loss_curves
 DEFAULT_EPOCHS = {"reference": 30, "paper": 100}
 HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real", "d_fake")  # one record per --log-every iterations
 # The settings a run keeps for its whole life: --resume takes them from the checkpoint.
-RUN_SETTINGS = ("config", "batch_size", "k", "loss", "update", "seed")
+RUN_SETTINGS = ("config", "noise", "batch_size", "k", "loss", "update", "seed")
 POSITION = ("step", "epoch", "position", "interval_iterations")
 RESUME_KEYS = (*(f"meta.{key}" for key in RUN_SETTINGS + POSITION), "rng.trainer", "rng.cpu", "order",
                "interval_sums", *(f"history.{key}" for key in HISTORY_KEYS))
@@ -64,6 +65,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=positive_int, help="train until this many epochs (default: 30 reference, 100 paper)")
     p.add_argument("--batch-size", type=positive_int, help="m in Algorithm 1 (default: the config's)")
     p.add_argument("--k", type=positive_int, help="D steps per G step (default 1)")
+    p.add_argument("--noise", choices=gan.NOISES, help="the prior p_z (default: the config's; paper uniform, "
+                   "reference normal)")
     p.add_argument("--loss", choices=gan.LOSSES, help="G's loss (default nonsaturating)")
     p.add_argument("--update", choices=sorted(gan.UPDATES),
                    help="alternating: Algorithm 1's box (default for reference); simultaneous: the authors' code, "
@@ -107,6 +110,8 @@ def settle(args, resumed):
             setattr(args, key, value)
     config = gan.CONFIGS[args.config or "reference"]
     args.config = config.name
+    args.noise = args.noise or config.noise
+    config = dataclasses.replace(config, noise=args.noise)
     args.batch_size, args.k = args.batch_size or config.batch_size, args.k or config.k
     args.loss, args.update = args.loss or config.loss, args.update or config.update
     args.seed = 0 if args.seed is None else args.seed
@@ -300,7 +305,7 @@ def main(argv=None) -> int:
                 warn_if_collapsed(log.history, step - iterations_per_epoch, epoch)
             if hasattr(iteration, "sync"):  # bring the fused step's weights and Adam state home
                 iteration.sync()
-            meta = {"config": config.name, "batch_size": m, "k": k, "loss": loss, "update": update, "seed": args.seed,
+            meta = {"config": config.name, "noise": config.noise, "batch_size": m, "k": k, "loss": loss, "update": update, "seed": args.seed,
                     "step": step, "epoch": epoch, "position": position, "interval_iterations": log.iterations}
             order_array = backend.to_numpy(order) if position else np.zeros(0, np.int64)
             interrupt.saving = True

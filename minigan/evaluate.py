@@ -23,6 +23,7 @@ MNIST is looked for in --data-dir, then $MINIGAN_DATA, then the copy shipped in 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -88,7 +89,10 @@ def load_generator(path, device="cpu"):
     name = str(arrays["meta.config"])
     if name not in gan.CONFIGS:
         raise CheckpointError(f"checkpoint {path} names config {name!r}; known: {', '.join(sorted(gan.CONFIGS))}")
-    config = gan.CONFIGS[name]
+    if str(arrays.get("meta.noise", "")) not in gan.NOISES:
+        raise CheckpointError(f"checkpoint {path} has no valid meta.noise (the prior p_z): "
+                              f"not written by this version of examples/mnist.py")
+    config = dataclasses.replace(gan.CONFIGS[name], noise=str(arrays["meta.noise"]))
     G = gan.build_generator(config, device=device)
     try:
         G.load_state_dict(split_prefix(arrays, "G."))

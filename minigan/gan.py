@@ -39,6 +39,7 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return bce(real_logits, 1.0) + bce(fake_logits, 0.0)
 
 
+NOISES = ("normal", "uniform")  # the prior p_z, see sample_noise
 LOSSES = ("nonsaturating", "minimax")  # the generator's two losses, below
 
 
@@ -124,12 +125,12 @@ CONFIGS = {
         data_range=(-1.0, 1.0), train_images=60000,
         batch_size=128, k=1, loss="nonsaturating", update="alternating",
         make_optimizer=functools.partial(optim.Adam, betas=(0.5, 0.999)), lr=2e-4, d_lr_scale=1.0, schedule=None),
-    # goodfeli/adversarial's mnist.yaml. Its Generator draws z ~ N(0, I) by default and the yaml
-    # does not override it. Its D objective is ½[log D(x) + log(1 − D(G(z)))] (AdversaryCost2's
+    # goodfeli/adversarial's mnist.yaml. It sets `noise: "uniform"`, which its Generator draws as
+    # U(−√3, √3) (unit variance); `--noise normal` gives N(0, I). Its D objective is ½[log D(x) + log(1 − D(G(z)))] (AdversaryCost2's
     # d_obj), half of eq. 2's sum that discriminator_loss returns; under SGD with momentum,
     # halving a gradient is exactly halving the rate, so D gets 0.05 where G gets 0.1.
     "paper": Config(
-        "paper", noise_dim=100, noise="normal",
+        "paper", noise_dim=100, noise="uniform",
         generator_widths=(1200, 1200), generator_layer=linear_relu, generator_output=nn.Sigmoid,
         discriminator_widths=(240, 240), discriminator_layer=maxout5, discriminator_dropout=(0.2, 0.5),
         init_range=(0.05, 0.005), output_bias_from_marginals=True,
@@ -187,8 +188,10 @@ def sample_noise(config: Config, m: int, rng: np.random.Generator, dtype=np.floa
     """m noise vectors from the prior p_z. Drawn on the host so a seed gives the same z on any device."""
     if config.noise == "normal":
         z = rng.standard_normal((m, config.noise_dim), dtype=np.float32)
-    else:
+    elif config.noise == "uniform":
         z = rng.uniform(-math.sqrt(3), math.sqrt(3), (m, config.noise_dim)).astype(np.float32)
+    else:
+        raise ValueError(f"unknown noise prior {config.noise!r}; known: {', '.join(NOISES)}")
     return Tensor(backend.to_device(z.astype(dtype, copy=False), device))
 
 

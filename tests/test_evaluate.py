@@ -22,7 +22,7 @@ from synthetic import synthetic_digits  # tests/synthetic.py
 def write_reference_checkpoint(path):
     """A freshly built `reference` G, saved with the key layout of examples/mnist.py's checkpoint()."""
     G = gan.build_generator(gan.CONFIGS["reference"])
-    arrays = {**with_prefix(G.state_dict(), "G."), "meta.config": "reference", "meta.epoch": 0, "meta.step": 0}
+    arrays = {**with_prefix(G.state_dict(), "G."), "meta.config": "reference", "meta.noise": "normal", "meta.epoch": 0, "meta.step": 0}
     return save_checkpoint(path, arrays)
 
 
@@ -93,8 +93,30 @@ def test_a_missing_checkpoint_is_one_line_and_exit_1(tmp_path, capsys):
     assert "does not exist" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("noise", ["uniform", "normal"])
+def test_samples_come_from_the_checkpoints_prior(tmp_path, noise):
+    G = gan.build_generator(gan.CONFIGS["paper"])
+    path = save_checkpoint(tmp_path / "checkpoint.npz", {**with_prefix(G.state_dict(), "G."),
+                                                         "meta.config": "paper", "meta.noise": noise})
+    _, config, _ = evaluate.load_generator(path)
+    assert config.name == "paper" and config.noise == noise
+
+
+@pytest.mark.parametrize("stored", [None, "laplace"])
+def test_a_checkpoint_without_a_known_prior_is_one_line(tmp_path, capsys, stored):
+    G = gan.build_generator(gan.CONFIGS["reference"])
+    arrays = {**with_prefix(G.state_dict(), "G."), "meta.config": "reference"}
+    if stored is not None:
+        arrays["meta.noise"] = stored
+    path = save_checkpoint(tmp_path / "checkpoint.npz", arrays)
+    assert evaluate.run([str(path)]) == 1
+    assert capsys.readouterr().err == f"error: checkpoint {path} has no valid meta.noise (the prior p_z): " \
+                                      f"not written by this version of examples/mnist.py\n"
+
+
 def test_a_checkpoint_of_another_shape_is_a_checkpoint_error(tmp_path, capsys):
-    path = save_checkpoint(tmp_path / "checkpoint.npz", {"G.0.weight": np.zeros((3, 3)), "meta.config": "reference"})
+    path = save_checkpoint(tmp_path / "checkpoint.npz", {"G.0.weight": np.zeros((3, 3)), "meta.config": "reference",
+                                                                 "meta.noise": "normal"})
     assert evaluate.run([str(path)]) == 1
     assert "does not fit the reference generator" in capsys.readouterr().err
 
@@ -196,7 +218,8 @@ def test_a_checkpoint_with_non_finite_weights_is_one_line(tmp_path, nothing_may_
     names = list(state)
     state[names[0]][0, 0] = bad
     state[names[-1]][:] = bad
-    path = save_checkpoint(tmp_path / "checkpoint.npz", {**with_prefix(state, "G."), "meta.config": "reference"})
+    path = save_checkpoint(tmp_path / "checkpoint.npz", {**with_prefix(state, "G."), "meta.config": "reference",
+                                                              "meta.noise": "normal"})
     assert evaluate.run([str(path), "--cache-dir", str(tmp_path / "cache")]) == 1
     assert capsys.readouterr().err == (f"error: checkpoint {path} has NaN or infinite generator weights "
                                        f"(G.{names[0]}, G.{names[-1]}): the run diverged; evaluate an earlier "

@@ -1,5 +1,6 @@
 """The game: the losses (eq. 1-3), Algorithm 1's bookkeeping, and both configurations."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -173,12 +174,31 @@ def test_paper_config_matches_the_authors_setup():
     assert out_bias[0] == pytest.approx(math.log(1e-7 / (1 - 1e-7)), rel=1e-5)
     assert [type(layer).__name__ for layer in D] == ["Dropout", "Maxout", "Dropout", "Maxout", "Dropout", "Linear"]
     assert [layer.p for layer in D if isinstance(layer, nn.Dropout)] == [0.2, 0.5, 0.5]
-    # The authors' Generator draws N(0, I) (its default; mnist.yaml sets no other prior).
+    # mnist.yaml's `noise: "uniform"`: the authors' Generator draws it as U(−√3, √3), unit variance.
+    assert config.noise == "uniform" and gan.CONFIGS["reference"].noise == "normal"
     z = gan.sample_noise(config, 2000, np.random.default_rng(0))
     assert z.data.mean() == pytest.approx(0.0, abs=0.01) and z.data.var() == pytest.approx(1.0, abs=0.02)
-    assert np.mean(np.abs(z.data) > math.sqrt(3)) == pytest.approx(0.0833, abs=0.005)  # tails a uniform prior lacks
+    assert np.abs(z.data).max() <= math.sqrt(3)
+    counts, _ = np.histogram(z.data, bins=10, range=(-math.sqrt(3), math.sqrt(3)))
+    np.testing.assert_allclose(counts / z.data.size, 0.1, atol=0.005)  # flat, as a normal prior is not
     assert config.update == "simultaneous" and gan.CONFIGS["reference"].update == "alternating"
     assert D(G(z[:7])).shape == (7, 1)
+
+
+@pytest.mark.parametrize("noise", gan.NOISES)
+def test_sample_noise_draws_the_configs_prior(noise):
+    config = dataclasses.replace(gan.CONFIGS["paper"], noise=noise)
+    z = gan.sample_noise(config, 20000, np.random.default_rng(1)).data
+    assert z.shape == (20000, 100) and z.dtype == np.float32
+    assert z.mean() == pytest.approx(0.0, abs=0.01) and z.var() == pytest.approx(1.0, abs=0.02)
+    beyond = np.mean(np.abs(z) > math.sqrt(3))  # a normal prior puts 8.3% of its mass there, a uniform none
+    assert beyond == (0.0 if noise == "uniform" else pytest.approx(0.0833, abs=0.003))
+
+
+def test_sample_noise_refuses_an_unknown_prior():
+    config = dataclasses.replace(gan.CONFIGS["paper"], noise="laplace")
+    with pytest.raises(ValueError, match="unknown noise prior 'laplace'"):
+        gan.sample_noise(config, 2, np.random.default_rng(0))
 
 
 def test_paper_optimizers_halve_d_rate_as_the_authors_halve_its_objective():

@@ -331,7 +331,8 @@ def test_a_resumed_run_has_the_uninterrupted_loss_history(script, tiny_mnist, tm
 
 
 @pytest.mark.parametrize("flag, value, stored", [("--batch-size", "8", "16"), ("--k", "2", "1"), ("--seed", "3", "0"),
-                                                 ("--loss", "minimax", "nonsaturating"), ("--config", "paper", "reference")])
+                                                 ("--loss", "minimax", "nonsaturating"), ("--config", "paper", "reference"),
+                                                 ("--noise", "uniform", "normal")])
 def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(script, tiny_mnist, tmp_path, flag, value, stored):
     out = tmp_path / "run"
     assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
@@ -339,6 +340,20 @@ def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(script, tiny_mnis
                                          f"a resumed run keeps its settings: drop {flag}"):
         script.run(["--data-dir", str(tiny_mnist), "--resume", str(out / "checkpoint.npz"), "--epochs", "2",
                     "--log-every", "3", flag, value])
+
+
+@pytest.mark.parametrize("flags, noise", [([], "uniform"), (["--noise", "normal"], "normal")])
+def test_the_paper_run_draws_from_the_authors_prior_unless_told(script, tiny_mnist, tmp_path, monkeypatch,
+                                                                  flags, noise):
+    drawn = []
+    real_sample_noise = gan.sample_noise
+    monkeypatch.setattr(gan, "sample_noise", lambda config, *a, **kw: drawn.append(config.noise)
+                        or real_sample_noise(config, *a, **kw))
+    out = tmp_path / "run"
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--config", "paper", "--max-steps", "2",
+                       *SMALL, *flags]) == 0
+    assert drawn and set(drawn) == {noise}  # the fixed grid's noise and every minibatch's
+    assert str(params(out / "checkpoint.npz")["meta.noise"]) == noise
 
 
 def test_resume_given_a_folder_points_at_the_checkpoint_inside(script, tiny_mnist, tmp_path, capsys):
