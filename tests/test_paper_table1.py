@@ -25,7 +25,9 @@ def test_collect_only_writes_the_table1_record_and_plot(tmp_path, capsys):
             fake_evaluation(runs / f"seed{seed}", epoch, value)
     assert paper_table1.main(["--runs", str(runs), "--results", str(tmp_path / "out"), "--collect-only"]) == 0
     (json_path,) = (tmp_path / "out").glob("paper_table1-*.json")
+    assert json_path.name.startswith("paper_table1-uniform-")  # labelled by the paper config's prior
     record = json.loads(json_path.read_text())
+    assert record["noise"] == "uniform"
     assert record["epochs"] == 50  # the last epoch scored for every seed
     assert record["parzen"] == [200.0, 210.0, 220.0] and record["parzen_mean"] == pytest.approx(210.0)
     assert record["parzen_se"] == pytest.approx(np.std([200, 210, 220], ddof=1) / np.sqrt(3))
