@@ -27,9 +27,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from minigan import Tensor, backend, fast, gan, no_grad
-from minigan.checkpoint import CheckpointError, load_run, restore_generator, restore_players, save_run
-from minigan.data import MNISTError, load_mnist
+from minigan import Tensor, backend, cli, fast, gan, no_grad
+from minigan.checkpoint import (
+    CheckpointError,
+    load_run,
+    restore_generator,
+    restore_players,
+    save_run,
+)
+from minigan.cli import positive_int, seed_int
+from minigan.data import load_mnist
 from minigan.plotting import save_image_grid, save_loss_curves
 
 # --- settings ------------------------------------------------------------------------------------
@@ -41,20 +48,6 @@ POSITION = ("step", "epoch", "position", "interval_iterations")
 RESUME_KEYS = (*(f"meta.{key}" for key in RUN_SETTINGS + POSITION), "rng.trainer", "rng.cpu", "order",
                "interval_sums", *(f"history.{key}" for key in HISTORY_KEYS))
 COLLAPSE_D_FAKE = 0.01  # mean D(G(z)) below this over a whole epoch: D rejects every fake
-
-
-def positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def seed_int(text):
-    value = int(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32), got {text}")
-    return value
 
 
 def parse_args(argv=None):
@@ -353,18 +346,8 @@ def report_progress(history, step, epoch, position, iterations_per_epoch, epoch_
 
 def run(argv=None) -> int:
     """main(), with every expected failure turned into one line on stderr and a non-zero exit."""
-    try:
-        return main(argv)
-    except (MNISTError, CheckpointError, FloatingPointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:  # a full disk, a folder that vanished: one line, not a traceback
-        where = f" ({error.filename})" if error.filename else ""
-        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
-        print("interrupted: quit without writing a checkpoint (the last one written is intact)", file=sys.stderr)
-        return 130
+    return cli.run_main(main, argv, interrupted="interrupted: quit without writing a checkpoint "
+                                               "(the last one written is intact)")
 
 
 if __name__ == "__main__":
