@@ -132,3 +132,17 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
     assert "missing.png" in problems[0] and "#nowhere" in problems[1]
     ci = f'set -e\n{CI_MARKER}\npip install -e ".[dev]" && python -m pytest -x 2>&1 | tee "$log"\n'
     assert ci_test_command(ci) == 'pip install -e ".[dev]" && python -m pytest -x'
+
+
+def test_training_page_states_each_configs_prior():
+    """docs/training.md names the prior each config draws by default."""
+    from minigan import gan
+
+    written = {"normal": "z ~ N(0, I)", "uniform": "z ~ U(−√3, √3)"}
+    text = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
+    for name, config in gan.CONFIGS.items():
+        heading = f"### The `{name}` config\n"
+        assert heading in text, f"docs/training.md has no section {heading.strip()!r}"
+        section = text.split(heading, 1)[1].split("\n#", 1)[0]
+        first = min(((section.find(w), w) for w in written.values() if w in section), default=(0, "no prior"))[1]
+        assert first == written[config.noise], f"{name}: the page says {first}, the config draws {config.noise}"
