@@ -144,5 +144,6 @@ def test_training_page_states_each_configs_prior():
         heading = f"### The `{name}` config\n"
         assert heading in text, f"docs/training.md has no section {heading.strip()!r}"
         section = text.split(heading, 1)[1].split("\n#", 1)[0]
+        # The section states the default first, then the flag for the other prior.
         first = min(((section.find(w), w) for w in written.values() if w in section), default=(0, "no prior"))[1]
         assert first == written[config.noise], f"{name}: the page says {first}, the config draws {config.noise}"
