@@ -147,3 +147,27 @@ def test_training_page_states_each_configs_prior():
         # The section states the default first, then the flag for the other prior.
         first = min(((section.find(w), w) for w in written.values() if w in section), default=(0, "no prior"))[1]
         assert first == written[config.noise], f"{name}: the page says {first}, the config draws {config.noise}"
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """First cell → the other cells, for every Markdown table row in `text` (header rows included)."""
+    rows = {}
+    for line in prose(text).splitlines():
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows.setdefault(cells[0], cells[1:])
+    return rows
+
+
+def test_readme_benchmark_table_matches_benchmarks_readme():
+    """The README's step times are the ones benchmarks/README.md reports, row by row."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Benchmarks", 1)[1]
+    bench = (ROOT / "benchmarks" / "README.md").read_text(encoding="utf-8")
+    assert "\n### Measured on the CPU\n" in bench, "benchmarks/README.md has no section 'Measured on the CPU'"
+    source = table_rows(bench.split("\n### Measured on the CPU\n", 1)[1].split("\n#", 1)[0])
+    rows = {k: v for k, v in table_rows(readme).items() if k != "batch"}
+    assert rows, "no table under the README's Benchmarks heading"
+    for name, cells in rows.items():
+        assert name in source, f"benchmarks/README.md has no row {name!r}"
+        times = [re.match(r"[\d.]+(?: \([\d.]+×\))?", c).group(0) for c in source[name]]
+        assert cells == times, f"{name}: README {cells}, benchmarks/README.md {times}"
