@@ -16,6 +16,9 @@ arguments (a layer's weight, say) as long as they are listed in `inputs`.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from . import backend
@@ -29,13 +32,23 @@ class GradcheckError(AssertionError):
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full=False, seed=0) -> bool:
     """Check the gradients of `fn(*inputs)` with respect to each tensor in `inputs`.
 
-    Every input must be a float64 Tensor with requires_grad=True. Returns True, or raises
-    GradcheckError with the inputs, the direction and both values.
+    Every input must be a float64 Tensor with requires_grad=True (one Tensor alone is taken as
+    [it], as torch does). Returns True, or raises GradcheckError with the inputs, the direction and
+    both values; a non-finite input, value or gradient is a failure too, since nothing can be compared.
     """
-    inputs = list(inputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if not inputs:
+        raise ValueError("gradcheck: no inputs to check")
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor) or t.dtype != np.float64 or not t.requires_grad:
             raise TypeError(f"gradcheck: input {i} must be a float64 Tensor with requires_grad=True")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"gradcheck: eps must be a positive finite number, got {eps!r}")
+    for name, tolerance in (("atol", atol), ("rtol", rtol)):
+        if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance >= 0:
+            raise ValueError(f"gradcheck: {name} must be a non-negative number, got {tolerance!r}")
+    for i, t in enumerate(inputs):
+        _require_finite(f"input {i}", t.data)
     rng = np.random.default_rng(seed)
     device = inputs[0].device
 
@@ -47,6 +60,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full=False, seed=0) ->
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: the function must return a Tensor, got {type(out).__name__}; "
                         f"a float (from .item(), say) has no graph to differentiate")
+    _require_finite("the function's output", out.data)
     out_shape = out.shape
     u = random_like(out_shape)
 
@@ -63,6 +77,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full=False, seed=0) ->
         directions = [random_like(t.shape) for t in inputs]
         numeric = _central_difference(weighted_output, inputs, directions, eps)
         analytic = sum(float((g * r).sum()) for g, r in zip(grads, directions))
+        _require_finite_pair(inputs, directions, numeric, analytic)
         if abs(numeric - analytic) > atol + rtol * abs(numeric):
             raise GradcheckError(_report(inputs, directions, numeric, analytic))
         return True
@@ -76,9 +91,24 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full=False, seed=0) ->
             directions[i] = backend.to_device(one_hot.reshape(t.shape), device)
             numeric = _central_difference(weighted_output, inputs, directions, eps)
             analytic = float(flat_grad[j])
+            _require_finite_pair(inputs, directions, numeric, analytic, where=f"input {i}, element {j}")
             if abs(numeric - analytic) > atol + rtol * abs(numeric):
                 raise GradcheckError(_report(inputs, directions, numeric, analytic, where=f"input {i}, element {j}"))
     return True
+
+
+def _require_finite(what, array) -> None:
+    """A GradcheckError naming the first nan or inf in `array`: with one, every comparison is False."""
+    values = backend.to_numpy(array)
+    bad = np.argwhere(~np.isfinite(values))
+    if len(bad):
+        index = tuple(int(j) for j in bad[0])
+        raise GradcheckError(f"gradcheck: {what} holds a non-finite value, {values[index]} at index {index}")
+
+
+def _require_finite_pair(inputs, directions, numeric, analytic, where="random direction") -> None:
+    if not (math.isfinite(numeric) and math.isfinite(analytic)):
+        raise GradcheckError(_report(inputs, directions, numeric, analytic, where, "non-finite: "))
 
 
 def _central_difference(weighted_output, inputs, directions, eps):
@@ -96,9 +126,9 @@ def _central_difference(weighted_output, inputs, directions, eps):
     return (plus - minus) / (2 * eps)
 
 
-def _report(inputs, directions, numeric, analytic, where="random direction"):
+def _report(inputs, directions, numeric, analytic, where="random direction", what=""):
     with np.printoptions(precision=4, threshold=20, edgeitems=3):
-        lines = [f"gradcheck failed ({where}): numeric {numeric!r} vs analytic {analytic!r} "
+        lines = [f"gradcheck failed ({where}): {what}numeric {numeric!r} vs analytic {analytic!r} "
                  f"(difference {abs(numeric - analytic):.3g})"]
         for i, (t, r) in enumerate(zip(inputs, directions)):
             lines.append(f"  input {i} shape {t.shape}: {backend.to_numpy(t.data)}")

@@ -1,8 +1,9 @@
 """Layers: Module, Linear, Maxout, Dropout, activations, Sequential, and the BCE-with-logits loss.
 
-A parameter is any Tensor attribute with requires_grad=True. Modules find their parameters by
-walking their attributes in the order they were set, so `parameters()` lists each layer's weight
-before its bias, layer by layer, as torch does.
+A parameter is any Tensor attribute, frozen (requires_grad=False) or not, so that a frozen module
+still lists, saves and loads all of them. Modules find their parameters by walking their attributes
+in the order they were set, so `parameters()` lists each layer's weight before its bias, layer by
+layer, as torch does; a layer used twice is listed once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numbers
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, _as_float_array, affine
+from .operands import as_float_array
+from .tensor import Tensor, affine
 
 
 class Module:
@@ -29,13 +31,21 @@ class Module:
         return [value for value in vars(self).values() if isinstance(value, Module)]
 
     def named_parameters(self, prefix=""):
-        """Every Tensor a module holds is a parameter, frozen (requires_grad False) or not, so that
-        a frozen module still lists, saves and loads all of them."""
+        """(name, tensor) for every Tensor the module holds; a tensor reached twice (a layer used
+        twice) is listed under its first name only, as in torch."""
+        seen = set()
+        for name, p in self._named_tensors(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def _named_tensors(self, prefix=""):
+        """Every Tensor attribute, under every name it is reachable by (what state_dict saves)."""
         for name, value in vars(self).items():
             if isinstance(value, Tensor):
                 yield prefix + name, value
             elif isinstance(value, Module):
-                yield from value.named_parameters(prefix + name + ".")
+                yield from value._named_tensors(prefix + name + ".")
 
     def parameters(self) -> list[Tensor]:
         return [p for _, p in self.named_parameters()]
@@ -62,11 +72,11 @@ class Module:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Host copies of every parameter, by name."""
-        return {name: p.numpy() for name, p in self.named_parameters()}
+        return {name: p.numpy() for name, p in self._named_tensors()}
 
     def load_state_dict(self, state: dict) -> None:
         """Copy values into the parameters, after checking that names and shapes all match."""
-        own = dict(self.named_parameters())
+        own = dict(self._named_tensors())
         missing = [n for n in own if n not in state]
         unexpected = [n for n in state if n not in own]
         wrong_shape = [f"{n} {tuple(np.shape(state[n]))} vs {p.shape}" for n, p in own.items()
@@ -92,6 +102,12 @@ def _check_size(layer: str, name: str, value) -> None:
         raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
 
 
+def _check_float_dtype(layer: str, dtype) -> None:
+    """Weights must be floats: an integer U(±1/√n) rounds to all zeros, and cannot take a gradient."""
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(f"{layer}: dtype must be a floating-point dtype (float32 or float64), got {np.dtype(dtype)}")
+
+
 def _uniform(shape, bound, dtype, device):
     values = backend.generator("cpu").uniform(-bound, bound, size=shape).astype(dtype)
     return Tensor(backend.to_device(values, device), requires_grad=True)
@@ -107,6 +123,7 @@ class Linear(Module):
     def __init__(self, in_features, out_features, init_range=None, dtype=np.float32, device="cpu"):
         _check_size("Linear", "in_features", in_features)
         _check_size("Linear", "out_features", out_features)
+        _check_float_dtype("Linear", dtype)
         if init_range is not None and not (math.isfinite(init_range) and init_range > 0):
             raise ValueError(f"Linear: init_range must be a positive number, got {init_range!r}")
         self.in_features, self.out_features = in_features, out_features
@@ -137,6 +154,7 @@ class Maxout(Module):
         _check_size("Maxout", "in_features", in_features)
         _check_size("Maxout", "units", units)
         _check_size("Maxout", "pieces", pieces)
+        _check_float_dtype("Maxout", dtype)
         self.units, self.pieces = units, pieces
         self.linear = Linear(in_features, units * pieces, init_range, dtype, device)
 
@@ -201,6 +219,11 @@ class Sequential(Module):
 
     def __init__(self, *layers):
         for i, layer in enumerate(layers):
+            if isinstance(layer, type) and issubclass(layer, Module):
+                raise TypeError(f"Sequential: layer {i} is the class {layer.__name__}, not a Module; "
+                                f"did you mean {layer.__name__}()?")
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: layer {i} is a {type(layer).__name__}, not a Module")
             setattr(self, str(i), layer)
 
     def __iter__(self):
@@ -243,7 +266,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, target) -> Tensor:
     if isinstance(target, Tensor):
         values = target.data
     else:
-        target = values = _as_float_array(target, logits.dtype, op=name)
+        target = values = as_float_array(target, logits.dtype, op=name)
     if values.shape and tuple(values.shape) != logits.shape:
         raise ValueError(f"{name}: logits {logits.shape} and target {tuple(values.shape)} differ")
     outside = ~((values >= 0) & (values <= 1))  # NaN is outside too

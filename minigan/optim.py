@@ -17,24 +17,64 @@ import math
 import numpy as np
 
 from . import backend
+from .tensor import Tensor
+
+
+def _number(what: str, value) -> float:
+    """`value` as a float, or a TypeError: float("0.1") would take a string without a word."""
+    if not isinstance(value, (str, bytes)):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"Invalid {what}: {value!r} is not a number")
 
 
 def _non_negative(what: str, value) -> float:
     """`value` as a float, or a ValueError if it is negative, NaN or infinite."""
-    number = float(value)
+    number = _number(what, value)
     if not (math.isfinite(number) and number >= 0):
         raise ValueError(f"Invalid {what}: {value}")
     return number
 
 
 def _betas(betas) -> tuple[float, float]:
-    betas = tuple(betas)
-    if len(betas) != 2:
+    try:
+        pair = () if isinstance(betas, (str, bytes)) else tuple(betas)
+    except TypeError:  # a number
+        pair = ()
+    if len(pair) != 2:
         raise ValueError(f"Invalid betas: expected a pair (beta1, beta2), got {betas}")
-    for i, beta in enumerate(betas):
-        if not 0 <= float(beta) < 1:  # also false for NaN
+    for i, beta in enumerate(pair):
+        if not 0 <= _number(f"beta parameter at index {i}", beta) < 1:  # also false for NaN
             raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-    return float(betas[0]), float(betas[1])
+    return float(pair[0]), float(pair[1])
+
+
+def _parameter_list(optimizer: str, params) -> list[Tensor]:
+    """`params` as a list of distinct leaf Tensors, or one line that names what is wrong with it."""
+    if isinstance(params, Tensor):
+        raise TypeError(f"{optimizer}: params must be an iterable of Tensors, got one Tensor; pass [tensor]")
+    if callable(getattr(params, "parameters", None)):  # a Module: Adam(model) for Adam(model.parameters())
+        raise TypeError(f"{optimizer}: got a {type(params).__name__} module; pass module.parameters()")
+    try:
+        params = list(params)
+    except TypeError:
+        raise TypeError(f"{optimizer}: params must be an iterable of Tensors, got {type(params).__name__}") from None
+    if not params:
+        raise ValueError(f"{optimizer}: got an empty parameter list")
+    first_seen = {}
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{optimizer}: optimizer can only optimize Tensors, but parameter {i} is a "
+                            f"{type(p).__name__}")
+        if not p.is_leaf:  # its .grad is never filled, so it would silently never move
+            raise ValueError(f"can't optimize a non-leaf Tensor (parameter {i} was computed by {p._op})")
+        if id(p) in first_seen:
+            raise ValueError(f"{optimizer}: parameter {i} is the same tensor as parameter {first_seen[id(p)]}; "
+                             f"it would be stepped twice")
+        first_seen[id(p)] = i
+    return params
 
 
 class Optimizer:
@@ -42,9 +82,7 @@ class Optimizer:
     buffers: tuple[str, ...] = ()  # per-parameter state, one array per parameter
 
     def __init__(self, params):
-        self.params = list(params)
-        if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        self.params = _parameter_list(type(self).__name__, params)
         self.steps = 0
         self.state = {name: [None] * len(self.params) for name in self.buffers}
 
@@ -157,34 +195,13 @@ class Adam(Optimizer):
                 "eps": _non_negative("epsilon value", eps)}
 
     def _update(self, i, p):
-        m = self._buffer("exp_avg", i, p)
-        v = self._buffer("exp_avg_sq", i, p)
-        # math.sqrt keeps the bias corrections Python floats (a NumPy float64 would promote float32).
-        step_size = self.lr / (1 - self.betas[0] ** self.steps)
-        v_scale = math.sqrt(1 - self.betas[1] ** self.steps)
-        arrays = (p.data, p.grad, m, v)
-        if backend.array_module(p.data) is not np or not all(a.flags.c_contiguous for a in arrays):
-            self._adam(*arrays, step_size, v_scale)
-            return
-        # On the CPU the same arithmetic runs a cache-sized block at a time: Adam is a dozen passes
-        # over each array, and passes over a block that stays in cache cost far less.
-        flat = [a.reshape(-1) for a in arrays]  # views: the arrays are contiguous
-        for start in range(0, p.data.size, BLOCK):
-            self._adam(*(a[start:start + BLOCK] for a in flat), step_size, v_scale)
-
-    def _adam(self, p, g, m, v, step_size, v_scale):
         beta1, beta2 = self.betas
-        xp = backend.array_module(p)
+        t, g = self.steps, p.grad
+        m, v = self._buffer("exp_avg", i, p), self._buffer("exp_avg_sq", i, p)
+        xp = backend.array_module(p.data)
         m *= beta1
         m += (1 - beta1) * g
         v *= beta2
         v += (1 - beta2) * (g * g)
-        update = xp.sqrt(v)  # in place from here: one temporary instead of four
-        update /= v_scale
-        update += self.eps
-        xp.divide(m, update, out=update)
-        update *= step_size
-        p -= update
-
-
-BLOCK = 1 << 15  # Adam's elements per block on the CPU: 128 KB of float32, inside a core's L2 cache
+        # math.sqrt keeps the bias corrections Python floats (a NumPy float64 would promote float32).
+        p.data -= m / (xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps) * (self.lr / (1 - beta1 ** t))

@@ -10,22 +10,21 @@ Two rules are applied once, in the engine, rather than in every op:
 - accumulation: an input used twice receives the sum of both gradients.
 
 The file reads in that order: the engine (Tensor, backward, the topological sort, unbroadcast,
-_result), then the ops, each a function whose backward sits right under its forward, and last
-the table that makes them Tensor methods and operators (as tinygrad's early `register` did).
+_result, _operands), then the ops, each a function whose backward sits right under its forward,
+and last the table that makes them Tensor methods and operators (as tinygrad's early `register`
+did). What a Tensor may hold and how two operands meet (dtypes, devices, shapes) is checked in
+operands.py, which gives the one-line errors.
 Data lives in `.data`, a NumPy or CuPy array; the array module is taken from the data.
 """
 
 from __future__ import annotations
 
 import contextlib
-import numbers
-import reprlib
 
 import numpy as np
 
-from . import backend
-
-DEFAULT_DTYPE = np.float32
+from . import backend, operands
+from .operands import DEFAULT_DTYPE  # noqa: F401  (part of this module's API)
 
 _grad_enabled = True
 
@@ -54,7 +53,12 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
-        data = _as_float_array(data, dtype)
+        # What a Tensor may hold (numbers, of a real dtype) is checked in operands.py.
+        data = operands.as_float_array(data.data if isinstance(data, Tensor) else data, dtype)
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"Tensor: requires_grad must be True or False, got {requires_grad!r}")
+        if requires_grad and data.dtype.kind != "f":  # as torch: an integer has no small step to take
+            raise TypeError(f"Tensor: only floating-point tensors can require gradients, got dtype {data.dtype}")
         if device is not None:
             data = backend.to_device(data, device)
         self.data = data
@@ -82,10 +86,11 @@ class Tensor:
         xp = backend.array_module(self.data)
         if grad is None:
             if self.size != 1:
-                raise RuntimeError(f"backward: grad can be implied only for a one-element tensor, not shape {self.shape}")
+                raise RuntimeError(f"backward: grad can be implied only for a one-element tensor, "
+                                   f"not shape {self.shape}")
             grad = xp.ones_like(self.data)
         else:
-            grad = _as_float_array(grad, self.dtype)
+            grad = operands.as_float_array(grad.data if isinstance(grad, Tensor) else grad, self.dtype)
             backend.check_same_device("backward", self.data, grad)
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape {self.shape}")
@@ -185,91 +190,20 @@ def _freed_graph(g):
     )
 
 
-# --- what a Tensor may hold, and how two operands meet ------------------------------------------
-
-
-def _numeric_array(data, op="Tensor"):
-    """`data` as an array (NumPy, or CuPy if it is one), or a TypeError when it is not numbers.
-
-    Strings, None, objects and complex numbers are refused by name: NumPy would turn ["1", "2"]
-    into numbers without a word.
-    """
-    array = backend.array_module(data).asarray(data)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{op}: expected numbers, got {_describe(data, array)}")
-    return array
-
-
-def _as_float_array(data, dtype=None, op="Tensor"):
-    """Floats stay as they are (float32 stays float32); ints, bools and Python numbers become float32."""
-    if isinstance(data, Tensor):
-        data = data.data
-    array = _numeric_array(data, op)
-    if dtype is not None:
-        return array.astype(dtype, copy=False)
-    # Python floats and lists have no dtype of their own; NumPy would make them float64.
-    if array.dtype.kind != "f" or not hasattr(data, "dtype"):
-        return array.astype(DEFAULT_DTYPE)
-    return array
-
-
-def _describe(data, array) -> str:
-    """What `data` is, for an error message: "None", "a list of str", "the class object"."""
-    if data is None:
-        return "None"
-    if isinstance(data, type):
-        return f"the class {data.__name__}"
-    if isinstance(data, (list, tuple)):
-        leaves, stack = [], [data]
-        while stack and not leaves:
-            for item in stack.pop():
-                (stack if isinstance(item, (list, tuple)) else leaves).append(item)
-            leaves = [x for x in leaves if not isinstance(x, numbers.Real)]
-        kind = type(leaves[0]).__name__ if leaves else f"values NumPy reads as {array.dtype}"
-        return f"a {type(data).__name__} of {kind}"
-    if hasattr(data, "dtype"):
-        return f"an array of dtype {array.dtype}"
-    if isinstance(data, (str, bytes, dict, set, frozenset)):
-        return f"{reprlib.repr(data)} of type {type(data).__name__}"
-    return f"an object of type {type(data).__qualname__}"
-
-
 def _operands(a, b, op, broadcast=True) -> tuple[Tensor, Tensor]:
     """`a` and `b` as Tensors on one device, of one dtype, with shapes that broadcast.
 
-    A number or array is lifted to the other operand's device and dtype. One dtype rule for
-    Tensors and arrays alike: a float array must have the tensor's dtype (a float64 array is an
-    error beside a float32 tensor, as a float64 Tensor is), while Python and NumPy scalars, ints
-    and bools take the tensor's dtype, as they do in torch. Errors name the operands in the order
-    they are written.
+    A number or array beside a Tensor becomes a constant Tensor on its device, of its dtype. The
+    checks, and the one-line errors that name `op`, are in operands.py.
     """
     if not isinstance(a, Tensor):
-        a = _lift(a, b, op, a_first=True)
+        if not isinstance(b, Tensor):
+            raise TypeError(f"{op}: expected a Tensor operand, got {type(a).__name__} and {type(b).__name__}")
+        a = Tensor(operands.lift(a, b.data, op, a_first=True))
     elif not isinstance(b, Tensor):
-        b = _lift(b, a, op, a_first=False)
-    else:
-        backend.check_same_device(op, a.data, b.data)
-        if a.dtype != b.dtype:
-            raise TypeError(f"{op}: dtypes {a.dtype} and {b.dtype} differ; convert one with .astype()")
-    if broadcast:
-        try:
-            np.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast") from None
+        b = Tensor(operands.lift(b, a.data, op, a_first=False))
+    operands.check_pair(a.data, b.data, op, broadcast)
     return a, b
-
-
-def _lift(value, tensor: Tensor, op, a_first) -> Tensor:
-    """A number or array as a constant Tensor beside `tensor`, after the checks of `_operands`."""
-    xp = backend.array_module(tensor.data)
-    if backend.array_module(value) is not xp and not np.isscalar(value):
-        backend.check_same_device(op, *((value, tensor.data) if a_first else (tensor.data, value)))
-    array = _numeric_array(value, op)
-    if array.dtype != tensor.dtype and array.dtype.kind == "f" and hasattr(value, "dtype") \
-            and not isinstance(value, np.generic):
-        first, second = (array.dtype, tensor.dtype) if a_first else (tensor.dtype, array.dtype)
-        raise TypeError(f"{op}: dtypes {first} and {second} differ; convert one with .astype()")
-    return Tensor(xp.asarray(value, dtype=tensor.dtype))
 
 
 # --- arithmetic: + * @ ** are primitives; - and / are built from them ---------------------------
@@ -359,7 +293,8 @@ def reduce_sum(x: Tensor, axis=None, keepdims=False) -> Tensor:
 
 def mean(x: Tensor, axis=None, keepdims=False) -> Tensor:
     count = x.size if axis is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axis)]))
-    return x.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
+    # The mean of nothing is nan, as in torch and NumPy (0 · nan), not a ZeroDivisionError.
+    return x.sum(axis=axis, keepdims=keepdims) * (1.0 / count if count else float("nan"))
 
 
 def reduce_max(x: Tensor, axis=None, keepdims=False) -> Tensor:
@@ -421,9 +356,8 @@ def leaky_relu(x: Tensor, slope=0.01) -> Tensor:
     slope = float(slope)  # a NumPy float64 slope would promote float32 data
     if not 0 <= slope <= 1:
         raise ValueError(f"leaky_relu: slope must lie in [0, 1], got {slope}")
-    # max(x, slope·x) equals where(x > 0, x, slope·x) for such slopes, bit for bit, and is faster:
-    # np.where(x > 0, x, 0.2*x) took 2.6x as long as np.maximum(x, 0.2*x) on a random 8192×1024
-    # float32 array (NumPy 2.4, OMP_NUM_THREADS=1, best of 7, measured 2026-11-23).
+    # max(x, slope·x) is where(x > 0, x, slope·x) for such slopes, bit for bit, without np.where's
+    # slow select.
     y = data * slope
     xp.maximum(data, y, out=y)
 
@@ -458,10 +392,24 @@ def transpose(x: Tensor, *axes) -> Tensor:
 
 
 def getitem(x: Tensor, index) -> Tensor:
-    """Basic indexing (ints and slices), e.g. splitting a batch in two."""
+    """x[index], e.g. splitting a batch in two. An index that picks one element twice (x[[0, 0]])
+    sends it the sum of both gradients."""
+    index = index.data if isinstance(index, Tensor) else index
+    # Ints, slices and masks pick each element at most once; a list or an integer array may repeat one.
+    repeats = any(isinstance(i, list) or (getattr(i, "ndim", 0) > 0 and i.dtype.kind in "iu")
+                  for i in (index if isinstance(index, tuple) else (index,)))
+
     def backward(g):
-        full = backend.array_module(g).zeros(x.shape, dtype=g.dtype)
-        full[index] = g
+        xp = backend.array_module(g)
+        full = xp.zeros(x.shape, dtype=g.dtype)
+        if not repeats:
+            full[index] = g
+        elif xp is np:
+            np.add.at(full, index, g)  # accumulates where an element is picked more than once
+        else:
+            import cupyx
+
+            cupyx.scatter_add(full, index, g)
         return (full,)
 
     return _result(x.data[index], (x,), "getitem", backward)
@@ -480,7 +428,14 @@ def astype(x: Tensor, dtype) -> Tensor:
 
 def concatenate(tensors, axis=0) -> Tensor:
     """Join tensors along an axis; each gets back its own slice of the gradient."""
+    if isinstance(tensors, Tensor):
+        raise TypeError("concatenate: expected a list of tensors, got one Tensor")
     tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concatenate: expected a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"concatenate: item {i} is a {type(t).__name__}, not a Tensor")
     first = tensors[0]
     for t in tensors[1:]:
         backend.check_same_device("concatenate", first.data, t.data)

@@ -19,6 +19,7 @@ called with retain_graph=True (a freed op is drawn grey, "graph freed by backwar
 
 from __future__ import annotations
 
+from .atomic import atomic_write_bytes
 from .nn import Module
 from .tensor import Tensor
 
@@ -88,6 +89,9 @@ def _head(node: Tensor, name) -> str:
 
 def to_dot(root: Tensor, names=None, title=None) -> str:
     """Graphviz DOT text for the graph behind `root`; edges run from inputs to outputs."""
+    if not isinstance(root, Tensor):
+        got = "None" if root is None else type(root).__name__
+        raise TypeError(f"to_dot: expected the Tensor whose graph to draw, got {got}")
     by_id = _names_by_id(names)
     nodes = graph_nodes(root)
     drawn_names = (by_id.get(id(node), "") for node in nodes)
@@ -98,8 +102,8 @@ def to_dot(root: Tensor, names=None, title=None) -> str:
     legend = [title] if title else []
     legend.append(LEGEND)
     if roles:
-        legend.append("outlined: parameters, in their player's colour (" +
-                      ", ".join(f"{role} {COLOUR_NAMES.get(role_colour[role], role_colour[role])}" for role in roles) + ")")
+        colours = (f"{role} {COLOUR_NAMES.get(role_colour[role], role_colour[role])}" for role in roles)
+        legend.append(f"outlined: parameters, in their player's colour ({', '.join(colours)})")
     lines = ["digraph minigan {", '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, labelloc=b, '
              f"label={_quote(chr(10).join(legend))}];",
              '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];']
@@ -134,10 +138,12 @@ def render(dot_text: str, path: str) -> str:
     Rendering needs the `graphviz` Python package (`pip install "minigan[viz]"`) and Graphviz's
     `dot` program; without them this raises one RuntimeError line that says how to do it by hand.
     """
+    if not isinstance(dot_text, str):
+        raise TypeError(f"render: expected DOT text (a str, from to_dot), got {type(dot_text).__name__}")
+    path = str(path)
     suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
     if suffix in ("dot", "gv"):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(dot_text)
+        atomic_write_bytes(path, dot_text.encode("utf-8"))
         return path
     if suffix not in ("svg", "png", "pdf"):
         raise ValueError(f"render: {path!r} should end in .svg, .png, .pdf or .dot")
@@ -151,6 +157,5 @@ def render(dot_text: str, path: str) -> str:
     except graphviz.ExecutableNotFound:
         raise RuntimeError(f"render: {path} needs Graphviz's dot program (e.g. apt-get install graphviz); "
                            f"or {RENDER_HINT}") from None
-    with open(path, "wb") as f:
-        f.write(picture)
+    atomic_write_bytes(path, picture)
     return path

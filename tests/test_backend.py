@@ -187,5 +187,6 @@ def test_a_missing_cupy_says_not_installed_and_what_to_install(monkeypatch):
 def test_a_missing_module_inside_cupy_is_a_broken_install(monkeypatch):
     error = ModuleNotFoundError("No module named 'cupy_backends.cuda'", name="cupy_backends.cuda")
     refuse_import(monkeypatch, "cupy", error)
-    with pytest.raises(DeviceError, match=r"fails to import \(ModuleNotFoundError: No module named 'cupy_backends.cuda'\)"):
+    message = r"fails to import \(ModuleNotFoundError: No module named 'cupy_backends.cuda'\)"
+    with pytest.raises(DeviceError, match=message):
         backend.import_cupy()

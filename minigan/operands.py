@@ -1,0 +1,103 @@
+"""What a Tensor may hold, and how two operands meet: the checks behind tensor.py's one-line errors.
+
+These work on arrays (NumPy or CuPy) and plain values, never on Tensors, so that tensor.py can
+import them without a circle. Errors name the op and the operands in the order they are written,
+e.g. "add: shapes (2, 3) and (4,) do not broadcast".
+"""
+
+from __future__ import annotations
+
+import numbers
+import reprlib
+
+import numpy as np
+
+from . import backend
+
+DEFAULT_DTYPE = np.float32
+
+
+def numeric_array(data, op="Tensor"):
+    """`data` as an array (NumPy, or CuPy if it is one), or a TypeError when it is not numbers.
+
+    Strings, None, objects and complex numbers are refused by name: NumPy would turn ["1", "2"]
+    into numbers without a word.
+    """
+    try:
+        array = backend.array_module(data).asarray(data)
+    except ValueError:
+        if isinstance(data, (list, tuple)):  # NumPy: "setting an array element with a sequence ..."
+            raise ValueError(f"{op}: the rows of a nested list must all have the same length") from None
+        raise
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: expected numbers, got {describe(data, array)}")
+    return array
+
+
+def as_float_array(data, dtype=None, op="Tensor"):
+    """Floats stay as they are (float32 stays float32); ints, bools and Python numbers become float32.
+
+    An explicit `dtype` is taken as given, if it is a real number type (torch has integer tensors too).
+    """
+    array = numeric_array(data, op)
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "biuf":
+            raise TypeError(f"{op}: dtype must be a real number type, got {dtype}")
+        return array.astype(dtype, copy=False)
+    # Python floats and lists have no dtype of their own; NumPy would make them float64.
+    if array.dtype.kind != "f" or not hasattr(data, "dtype"):
+        return array.astype(DEFAULT_DTYPE)
+    return array
+
+
+def describe(data, array) -> str:
+    """What `data` is, for an error message: "None", "a list of str", "the class object"."""
+    if data is None:
+        return "None"
+    if isinstance(data, type):
+        return f"the class {data.__name__}"
+    if isinstance(data, (list, tuple)):
+        leaves, stack = [], [data]
+        while stack and not leaves:
+            for item in stack.pop():
+                (stack if isinstance(item, (list, tuple)) else leaves).append(item)
+            leaves = [x for x in leaves if not isinstance(x, numbers.Real)]
+        kind = type(leaves[0]).__name__ if leaves else f"values NumPy reads as {array.dtype}"
+        return f"a {type(data).__name__} of {kind}"
+    if hasattr(data, "dtype"):
+        return f"an array of dtype {array.dtype}"
+    if isinstance(data, (str, bytes, dict, set, frozenset)):
+        return f"{reprlib.repr(data)} of type {type(data).__name__}"
+    return f"an object of type {type(data).__qualname__}"
+
+
+def lift(value, like, op, a_first):
+    """A number or array, as an array on the device and of the dtype of the tensor data `like`.
+
+    One dtype rule for Tensors and arrays alike: a float array must have the tensor's dtype (a
+    float64 array is an error beside a float32 tensor, as a float64 Tensor is), while Python and
+    NumPy scalars, ints and bools take the tensor's dtype, as they do in torch. `a_first` says
+    whether `value` is written first, so that errors name the operands in that order.
+    """
+    xp = backend.array_module(like)
+    if backend.array_module(value) is not xp and not np.isscalar(value):
+        backend.check_same_device(op, *((value, like) if a_first else (like, value)))
+    array = numeric_array(value, op)
+    if array.dtype != like.dtype and array.dtype.kind == "f" and hasattr(value, "dtype") \
+            and not isinstance(value, np.generic):
+        first, second = (array.dtype, like.dtype) if a_first else (like.dtype, array.dtype)
+        raise TypeError(f"{op}: dtypes {first} and {second} differ; convert one with .astype()")
+    return xp.asarray(value, dtype=like.dtype)
+
+
+def check_pair(a, b, op, broadcast=True) -> None:
+    """Two operands' arrays must share a device and a dtype, and (if `broadcast`) broadcast."""
+    backend.check_same_device(op, a, b)
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: dtypes {a.dtype} and {b.dtype} differ; convert one with .astype()")
+    if broadcast:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast") from None
