@@ -186,7 +186,8 @@ class LossLog:
     def add(self, stats):
         xp = backend.array_module(stats["d_loss"])
         mean_d = lambda logits: Tensor(logits).sigmoid().data.mean()  # mean D = mean σ(logit)
-        values = xp.stack([stats["d_loss"], stats["g_loss"], mean_d(stats["d_real"]), mean_d(stats["d_fake"])])
+        values = xp.stack([stats["d_loss"], stats["g_loss"],
+                           mean_d(stats["d_real_logits"]), mean_d(stats["d_fake_logits"])])
         self.sums = values if self.sums is None else self.sums + values
         self.iterations += 1
 

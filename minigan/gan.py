@@ -10,7 +10,7 @@ log D(x) = −BCE(l, 1) and log(1 − D(x)) = −BCE(l, 0).
 Two configurations:
 - `reference`: the common torch MNIST GAN (LeakyReLU MLPs, Adam, z ~ N(0, I), data in [-1, 1]);
 - `paper`: the authors' MNIST setup (goodfeli/adversarial mnist.yaml): a ReLU generator with a
-  sigmoid output, a maxout discriminator with dropout, SGD with momentum, z ~ N(0, I), and the
+  sigmoid output, a maxout discriminator with dropout, SGD with momentum, z ~ U(−√3, √3), and the
   authors' simultaneous update (`simultaneous_iteration`) rather than the box's alternation.
 """
 
@@ -126,9 +126,10 @@ CONFIGS = {
         batch_size=128, k=1, loss="nonsaturating", update="alternating",
         make_optimizer=functools.partial(optim.Adam, betas=(0.5, 0.999)), lr=2e-4, d_lr_scale=1.0, schedule=None),
     # goodfeli/adversarial's mnist.yaml. It sets `noise: "uniform"`, which its Generator draws as
-    # U(−√3, √3) (unit variance); `--noise normal` gives N(0, I). Its D objective is ½[log D(x) + log(1 − D(G(z)))] (AdversaryCost2's
-    # d_obj), half of eq. 2's sum that discriminator_loss returns; under SGD with momentum,
-    # halving a gradient is exactly halving the rate, so D gets 0.05 where G gets 0.1.
+    # U(−√3, √3) (unit variance); `--noise normal` gives N(0, I). Its D objective is
+    # ½[log D(x) + log(1 − D(G(z)))] (AdversaryCost2's d_obj), half of eq. 2's sum that
+    # discriminator_loss returns; under SGD with momentum, halving a gradient is exactly halving
+    # the rate, so D gets 0.05 where G gets 0.1.
     "paper": Config(
         "paper", noise_dim=100, noise="uniform",
         generator_widths=(1200, 1200), generator_layer=linear_relu, generator_output=nn.Sigmoid,
@@ -225,7 +226,7 @@ def discriminator_step(G, D, opt_D, x: Tensor, z: Tensor) -> dict:
     opt_D.zero_grad()
     loss.backward()
     opt_D.step()
-    return {"d_loss": loss.data, "d_real": real_logits.data, "d_fake": fake_logits.data}
+    return {"d_loss": loss.data, "d_real_logits": real_logits.data, "d_fake_logits": fake_logits.data}
 
 
 def generator_step(G, D, opt_G, z: Tensor, loss: str) -> dict:
@@ -238,24 +239,37 @@ def generator_step(G, D, opt_G, z: Tensor, loss: str) -> dict:
     return {"g_loss": g_loss.data}
 
 
-def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int, loss: str) -> dict:
+def _check_game(iteration: str, k, loss: str) -> None:
+    """k and the loss, checked before either player moves (an unknown loss found after D's step
+    would leave D updated and G not)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"{iteration}: k must be an integer ≥ 1, got {k!r}")
+    if k < 1:
+        raise ValueError(f"{iteration}: k must be an integer ≥ 1, got {k!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"{iteration}: unknown loss {loss!r}; use 'nonsaturating' or 'minimax'")
+
+
+def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k: int, loss: str) -> dict:
     """One training iteration of Algorithm 1.
 
-    `sample_data()` and `sample_noise_batch()` take no arguments and return the next minibatch of
-    m data points or m noise vectors; m is whatever they return.
-    Returns the last D step's and the G step's statistics as device arrays (no host sync).
+    `sample_data()` and `sample_noise()` take no arguments and return the next minibatch of m data
+    points or m noise vectors; m is whatever they return. Returns the last D step's and the G
+    step's statistics as device arrays (no host sync): the losses, and D's logits on the real and
+    fake rows ("d_real_logits", "d_fake_logits"; D(x) = σ(logit)).
     """
+    _check_game("train_iteration", k, loss)
     # for k steps do
     for _ in range(k):
         # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
-        z = sample_noise_batch()
+        z = sample_noise()
         # Sample minibatch of m examples {x(1), ..., x(m)} from data generating distribution p_data(x).
         x = sample_data()
         # Update the discriminator by ascending its stochastic gradient (eq. 2):
         #   ∇_θd (1/m) Σ [log D(x(i)) + log(1 − D(G(z(i))))]
         stats = discriminator_step(G, D, opt_D, x, z)
     # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
-    z = sample_noise_batch()
+    z = sample_noise()
     # Update the generator by descending its stochastic gradient (eq. 3):
     #   ∇_θg (1/m) Σ log(1 − D(G(z(i))))     (or −log D(G(z(i))), non-saturating)
     stats.update(generator_step(G, D, opt_G, z, loss))
@@ -289,14 +303,16 @@ def simultaneous_step(G, D, opt_G, opt_D, x: Tensor, z: Tensor, loss: str) -> di
     d_loss.backward()  # D's gradient from the same pass, at the same parameters
     opt_D.step()
     opt_G.step()
-    return {"d_loss": d_loss.data, "g_loss": g_loss.data, "d_real": real_logits.data, "d_fake": fake_logits.data}
+    return {"d_loss": d_loss.data, "g_loss": g_loss.data,
+            "d_real_logits": real_logits.data, "d_fake_logits": fake_logits.data}
 
 
-def simultaneous_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int, loss: str) -> dict:
+def simultaneous_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k: int, loss: str) -> dict:
     """`train_iteration`'s signature for the authors' update: one minibatch, one step of each player."""
+    _check_game("simultaneous_iteration", k, loss)
     if k != 1:
-        raise ValueError(f"the simultaneous update has no inner loop: k must be 1, got {k}")
-    z = sample_noise_batch()
+        raise ValueError(f"simultaneous_iteration: the authors' update has no inner loop, k must be 1, got {k}")
+    z = sample_noise()
     x = sample_data()
     return simultaneous_step(G, D, opt_G, opt_D, x, z, loss)
 

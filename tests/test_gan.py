@@ -11,8 +11,10 @@ from minigan import Tensor, gan, nn, optim
 
 
 def tiny_players(dtype=np.float64, device="cpu"):
-    G = nn.Sequential(nn.Linear(3, 5, dtype=dtype, device=device), nn.Tanh(), nn.Linear(5, 4, dtype=dtype, device=device))
-    D = nn.Sequential(nn.Linear(4, 6, dtype=dtype, device=device), nn.LeakyReLU(0.2), nn.Linear(6, 1, dtype=dtype, device=device))
+    G = nn.Sequential(nn.Linear(3, 5, dtype=dtype, device=device), nn.Tanh(),
+                      nn.Linear(5, 4, dtype=dtype, device=device))
+    D = nn.Sequential(nn.Linear(4, 6, dtype=dtype, device=device), nn.LeakyReLU(0.2),
+                      nn.Linear(6, 1, dtype=dtype, device=device))
     return G, D
 
 
@@ -25,7 +27,9 @@ def batch(shape, seed, dtype=np.float64, device="cpu"):
 
 def test_discriminator_loss_is_minus_eq2():
     real, fake = np.array([[2.0], [-1.0], [0.5]]), np.array([[-3.0], [0.2], [1.5]])
-    sigmoid = lambda l: 1 / (1 + np.exp(-l))
+    def sigmoid(logit):
+        return 1 / (1 + np.exp(-logit))
+
     eq2 = np.mean(np.log(sigmoid(real))) + np.mean(np.log(1 - sigmoid(fake)))
     loss = gan.discriminator_loss(Tensor(real), Tensor(fake))
     assert loss.item() == pytest.approx(-eq2, rel=1e-12)
@@ -242,7 +246,8 @@ def players_with_dropout(seed, dtype=np.float64):
     """Tiny G and a D with dropout, so that sharing D's masks between the two gradients matters."""
     minigan.manual_seed(seed)
     G = nn.Sequential(nn.Linear(3, 5, dtype=dtype), nn.ReLU(), nn.Linear(5, 4, dtype=dtype), nn.Sigmoid())
-    D = nn.Sequential(nn.Dropout(0.2), nn.Maxout(4, 3, pieces=2, dtype=dtype), nn.Dropout(0.5), nn.Linear(3, 1, dtype=dtype))
+    D = nn.Sequential(nn.Dropout(0.2), nn.Maxout(4, 3, pieces=2, dtype=dtype), nn.Dropout(0.5),
+                      nn.Linear(3, 1, dtype=dtype))
     return G, D
 
 
@@ -307,10 +312,17 @@ def test_simultaneous_iteration_draws_one_minibatch_and_refuses_k_above_1():
     G, D = tiny_players()
     opt_G, opt_D = optim.SGD(G.parameters(), lr=0.1), optim.SGD(D.parameters(), lr=0.1)
     draws = []
-    sample_x = lambda: draws.append("x") or batch((5, 4), len(draws))
-    sample_z = lambda: draws.append("z") or batch((5, 3), len(draws))
+
+    def sample_x():
+        draws.append("x")
+        return batch((5, 4), len(draws))
+
+    def sample_z():
+        draws.append("z")
+        return batch((5, 3), len(draws))
+
     stats = gan.simultaneous_iteration(G, D, opt_G, opt_D, sample_x, sample_z, 1, "nonsaturating")
-    assert sorted(draws) == ["x", "z"] and stats["d_real"].shape == stats["d_fake"].shape == (5, 1)
+    assert sorted(draws) == ["x", "z"] and stats["d_real_logits"].shape == stats["d_fake_logits"].shape == (5, 1)
     with pytest.raises(ValueError, match="k must be 1, got 2"):
         gan.simultaneous_iteration(G, D, opt_G, opt_D, sample_x, sample_z, 2, "nonsaturating")
 
@@ -323,7 +335,8 @@ def test_builders_read_the_config_not_its_name():
     G, D = gan.build_generator(renamed), gan.build_discriminator(renamed)
     assert [type(layer).__name__ for layer in D] == ["Dropout", "Maxout", "Dropout", "Maxout", "Dropout", "Linear"]
     assert isinstance(gan.build_optimizers(renamed, G, D)[1], optim.SGD)
-    narrow = dataclasses.replace(gan.CONFIGS["reference"], name="narrow", generator_widths=(7,), discriminator_widths=(5, 3))
+    narrow = dataclasses.replace(gan.CONFIGS["reference"], name="narrow", generator_widths=(7,),
+                                 discriminator_widths=(5, 3))
     G, D = gan.build_generator(narrow), gan.build_discriminator(narrow)
     assert [p.shape for p in G.parameters()][::2] == [(100, 7), (7, 784)]
     assert [p.shape for p in D.parameters()][::2] == [(784, 5), (5, 3), (3, 1)]

@@ -24,10 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, nn, optim
+from ..gan import LOSSES  # G's loss: −log D(G(z)), or eq. 3 as written
 from ..tensor import Tensor
 from . import kernels
-
-LOSSES = ("nonsaturating", "minimax")  # G's loss: −log D(G(z)), or eq. 3 as written
 
 
 # --- the players, as layers over flat buffers ------------------------------------------------------
@@ -382,7 +381,7 @@ class FusedTrainer:
 
     def iteration(self, x_batches, z_batches) -> dict:
         """One iteration of Algorithm 1: k D steps, then one G step. Returns device arrays
-        {"d_loss", "d_real", "d_fake"} of the last D step (d_real, d_fake: D's logits, (m, 1)) and
+        {"d_loss", "d_real_logits", "d_fake_logits"} of the last D step (D's logits, (m, 1)) and
         {"g_loss"} of the G step, as gan.train_iteration does, without synchronising with the host.
 
         x_batches: k data batches (m, 784); z_batches: k + 1 noise batches (m, 100), on the
@@ -399,8 +398,8 @@ class FusedTrainer:
         else:
             stats = self.cuda.run(lambda: self._train_iteration(ws, ws.noise), key=m,
                                   inputs=zip(ws.data + ws.noise, x_batches + z_batches), result=ws.stats)
-        return {"d_loss": stats[0:1].reshape(()), "d_real": stats[2:2 + m].reshape(m, 1),
-                "d_fake": stats[2 + m:].reshape(m, 1), "g_loss": stats[1:2].reshape(())}
+        return {"d_loss": stats[0:1].reshape(()), "d_real_logits": stats[2:2 + m].reshape(m, 1),
+                "d_fake_logits": stats[2 + m:].reshape(m, 1), "g_loss": stats[1:2].reshape(())}
 
     def load_optimizer_states(self, opt_G: optim.Adam, opt_D: optim.Adam) -> None:
         """Continue from the players' optim.Adam optimizers (say, restored from a checkpoint)."""
