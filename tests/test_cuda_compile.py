@@ -151,10 +151,10 @@ def exercise_cuda_branches(monkeypatch, m=64, features=(1024, 784), n_params=1_0
             kernels.add_bias(h, b)
             kernels.leaky_relu_backward(h, FakeArray((m, width), dtype), 0.2)
             kernels.tanh_backward(h, FakeArray((m, width), dtype))
-        column = lambda: FakeArray((2 * m, 1), dtype)
-        kernels.bce_with_logits(column(), column(), column(), column(), FakeArray((1,), dtype))
-        flat = lambda: FakeArray((n_params,), dtype)
-        kernels.adam(flat(), flat(), flat(), flat(), FakeArray((kernels.ADAM_SCALARS,), np.float64))
+        columns = [FakeArray((2 * m, 1), dtype) for _ in range(4)]
+        kernels.bce_with_logits(*columns, FakeArray((1,), dtype))
+        flats = [FakeArray((n_params,), dtype) for _ in range(4)]
+        kernels.adam(*flats, FakeArray((kernels.ADAM_SCALARS,), np.float64))
     return recorder
 
 
@@ -365,6 +365,5 @@ def test_the_wrapper_is_what_cupy_generates_where_cupy_is_installed(compiled):
              for name, calls in recorder.elementwise_calls.items() for call in calls]
     if pairs[0][0] is None:
         pytest.skip("CuPy (14's code generation) is not installed here")
-    squash = lambda code: " ".join(code.split())
     for theirs, ours in pairs:
-        assert squash(ours) == squash(theirs)
+        assert ours.split() == theirs.split()
