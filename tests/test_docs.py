@@ -171,3 +171,14 @@ def test_readme_benchmark_table_matches_benchmarks_readme():
         assert name in source, f"benchmarks/README.md has no row {name!r}"
         times = [re.match(r"[\d.]+(?: \([\d.]+×\))?", c).group(0) for c in source[name]]
         assert cells == times, f"{name}: README {cells}, benchmarks/README.md {times}"
+
+
+def test_readme_reproduced_numbers_are_on_the_results_page():
+    """Each number in the README's 'What is reproduced' table is one docs/results.md reports."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## What is reproduced", 1)[1]
+    results = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    rows = table_rows(readme.split("\n## ", 1)[0])
+    numbers = {n for cells in rows.values() for cell in cells[:-1]  # the last column is the link
+               for n in re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?(?: ± \d+(?:\.\d+)?)?", cell)}
+    assert numbers, "no numbers found: the pattern broke"
+    assert sorted(n for n in numbers if n not in results) == []
