@@ -49,7 +49,28 @@ def _float64_rows(name: str, array, xp):
         )
     if matrix.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
+    # One NaN would turn every number computed from the rows into NaN, or (in an argmin) into a wrong answer.
+    if not bool(xp.isfinite(matrix).all()):
+        raise ValueError(f"{name} holds NaN or infinite values")
     return matrix
+
+
+def _positive_number(name: str, value) -> float:
+    """`value` as a float, or a ValueError unless it is finite and > 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return number
+
+
+def _count(name: str, value, least: int) -> int:
+    """`value` as an int of at least `least`, or a ValueError (a float such as 2.5 included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
+    return int(value)
 
 
 def parzen_log_likelihood(
@@ -79,10 +100,9 @@ def parzen_log_likelihood(
         raise ValueError(
             f"parzen_log_likelihood: samples have {samples.shape[1]} features but x has {x.shape[1]}"
         )
-    if not sigma > 0:
-        raise ValueError(f"parzen_log_likelihood: sigma must be positive, got {sigma}")
-    if batch_size < 1 or sample_batch_size < 1:
-        raise ValueError("parzen_log_likelihood: batch sizes must be at least 1")
+    sigma = _positive_number("parzen_log_likelihood: sigma", sigma)
+    _count("parzen_log_likelihood: batch_size", batch_size, 1)
+    _count("parzen_log_likelihood: sample_batch_size", sample_batch_size, 1)
 
     num_samples, num_features = samples.shape
     inverse_two_variance = 1.0 / (2.0 * sigma * sigma)
@@ -151,6 +171,8 @@ def parzen_summary(lls) -> tuple[float, float]:
     lls = to_numpy(lls).astype(np.float64).ravel()
     if lls.size == 0:
         raise ValueError("parzen_summary: no log-likelihoods given")
+    if np.isnan(lls).any():
+        raise ValueError("parzen_summary: the log-likelihoods hold NaN")
     return float(lls.mean()), float(lls.std() / math.sqrt(lls.size))
 
 
@@ -183,12 +205,17 @@ def frechet_distance_from_statistics(mean_a, covariance_a, mean_b, covariance_b)
     eigenvalues of the symmetric PSD matrix S_a^(1/2) S_b S_a^(1/2). Two symmetric
     eigendecompositions therefore give the trace exactly for PSD inputs, with no scipy needed.
     """
-    mean_a, mean_b = (np.asarray(m, dtype=np.float64).ravel() for m in (mean_a, mean_b))
-    covariance_a, covariance_b = (np.asarray(c, dtype=np.float64) for c in (covariance_a, covariance_b))
+    mean_a, mean_b = (np.asarray(to_numpy(m), dtype=np.float64).ravel() for m in (mean_a, mean_b))
+    covariance_a, covariance_b = (np.asarray(to_numpy(c), dtype=np.float64) for c in (covariance_a, covariance_b))
     if mean_a.shape != mean_b.shape or covariance_a.shape != covariance_b.shape:
         raise ValueError(
             f"frechet_distance: feature sizes differ, {mean_a.shape[0]} and {mean_b.shape[0]}"
         )
+    if covariance_a.shape != (mean_a.size, mean_a.size):
+        raise ValueError(f"frechet_distance: a covariance of shape {covariance_a.shape} does not fit "
+                         f"{mean_a.size} features")
+    if not all(np.isfinite(x).all() for x in (mean_a, mean_b, covariance_a, covariance_b)):
+        raise ValueError("frechet_distance: the statistics hold NaN or infinite values")
     sqrt_a = _symmetric_sqrt(covariance_a)
     middle = sqrt_a @ covariance_b @ sqrt_a
     # Symmetrise away rounding so eigvalsh sees the matrix it is promised.
@@ -226,6 +253,7 @@ def class_coverage(predicted_labels, num_classes: int = 10, threshold: float = 0
     onto one class), exposes it. Returns {"histogram", "classes_covered", "kl_to_uniform"}.
     """
     labels = to_numpy(predicted_labels).ravel()
+    _count("class_coverage: num_classes", num_classes, 1)
     if labels.size == 0:
         raise ValueError("class_coverage: no labels given")
     if not np.issubdtype(labels.dtype, np.integer):
@@ -260,6 +288,14 @@ def inception_score(class_probabilities, splits: int = 1) -> tuple[float, float]
         raise ValueError(
             f"inception_score: expected (samples, classes) probabilities, got shape {tuple(probabilities.shape)}"
         )
+    if probabilities.shape[0] == 0:
+        raise ValueError("inception_score: no samples given")
+    if not bool(xp.isfinite(probabilities).all()) or float(probabilities.min()) < 0:
+        raise ValueError("inception_score: probabilities must be finite and non-negative")
+    worst = float(xp.abs(probabilities.sum(axis=1) - 1).max())
+    if worst > 1e-3:
+        raise ValueError(f"inception_score: each row must sum to 1 (probabilities, not logits); "
+                         f"one is off by {worst:.3g}")
     if not 1 <= splits <= probabilities.shape[0]:
         raise ValueError(f"inception_score: splits must be in [1, {probabilities.shape[0]}], got {splits}")
     scores = []
@@ -280,6 +316,9 @@ def ring_modes(num_modes: int = 8, radius: float = 2.0) -> np.ndarray:
     The toy target of the Unrolled GAN paper: easy to plot, and mode collapse shows as a
     generator that visits a few of the eight modes, or hops between them during training.
     """
+    _count("ring_modes: num_modes", num_modes, 1)
+    if not math.isfinite(radius):
+        raise ValueError(f"ring_modes: radius must be finite, got {radius}")
     angles = 2.0 * np.pi * np.arange(num_modes) / num_modes
     return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
 
@@ -290,6 +329,9 @@ def sample_ring(n: int, rng, num_modes: int = 8, radius: float = 2.0, std: float
     `rng` is a numpy.random.Generator, or CuPy's for points on the GPU.
     """
     # array_module looks at the type's module, so a CuPy generator selects CuPy too.
+    _count("sample_ring: n", n, 0)
+    if not (math.isfinite(std) and std >= 0):
+        raise ValueError(f"sample_ring: std must be finite and non-negative, got {std}")
     xp = array_module(rng)
     modes = xp.asarray(ring_modes(num_modes, radius))
     mode_indices = rng.integers(0, num_modes, size=n)
@@ -307,10 +349,11 @@ def mode_coverage(points, modes, std: float = 0.02) -> dict:
     xp = array_module(points)
     points = _float64_rows("mode_coverage: points", points, xp)
     modes = xp.asarray(to_numpy(modes), dtype=xp.float64)
-    if modes.ndim != 2 or modes.shape[1] != points.shape[1]:
+    if modes.ndim != 2 or modes.shape[1] != points.shape[1] or modes.shape[0] == 0:
         raise ValueError(
             f"mode_coverage: modes must have shape (num_modes, {points.shape[1]}), got {tuple(modes.shape)}"
         )
+    std = _positive_number("mode_coverage: std", std)
     distances = xp.sqrt(((points[:, None, :] - modes[None, :, :]) ** 2).sum(axis=2))
     nearest_mode = distances.argmin(axis=1)
     nearest_distance = distances.min(axis=1)

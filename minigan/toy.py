@@ -33,6 +33,8 @@ from .tensor import Tensor, no_grad
 
 
 def gaussian_log_pdf(x, mean: float, std: float) -> np.ndarray:
+    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+        raise ValueError(f"gaussian_log_pdf: need a finite mean and a finite std > 0, got mean {mean}, std {std}")
     x = np.asarray(x, dtype=np.float64)
     return -0.5 * ((x - mean) / std) ** 2 - math.log(std * math.sqrt(2.0 * math.pi))
 
@@ -52,6 +54,18 @@ def trapezoid_weights(grid) -> np.ndarray:
     weights[:-1] += spacing / 2
     weights[1:] += spacing / 2
     return weights
+
+
+def _on_grid(name: str, values, grid, densities: bool = False) -> np.ndarray:
+    """`values` as float64 with one value per grid point, or a ValueError that names what is wrong.
+    Densities must also be finite and ≥ 0; log-densities and logits may be −∞ (a density of 0)."""
+    values = np.asarray(values, dtype=np.float64)
+    size = np.asarray(grid).size
+    if values.shape != (size,):
+        raise ValueError(f"{name}: expected one value per grid point, shape ({size},), got {values.shape}")
+    if np.isnan(values).any() or (densities and not (np.isfinite(values).all() and (values >= 0).all())):
+        raise ValueError(f"{name}: {'densities must be finite and ≥ 0' if densities else 'holds NaN'}")
+    return values
 
 
 # --- Proposition 1: the optimal discriminator ----------------------------------------------------
@@ -102,8 +116,9 @@ def value_function(grid, p_data, p_g, d_logits) -> float:
     a density is 0 contribute 0 to its term (0 · log 0 = 0), even where D* puts log 0 = −∞.
     """
     weights = trapezoid_weights(grid)
-    p_data, p_g = np.asarray(p_data, dtype=np.float64), np.asarray(p_g, dtype=np.float64)
-    log_d, log_one_minus_d = pointwise_log_d(d_logits)
+    p_data, p_g = (_on_grid(f"value_function: {name}", p, grid, densities=True)
+                   for name, p in (("p_data", p_data), ("p_g", p_g)))
+    log_d, log_one_minus_d = pointwise_log_d(_on_grid("value_function: d_logits", d_logits, grid))
     on_data, on_g = p_data > 0, p_g > 0
     data_term = (weights[on_data] * p_data[on_data] * log_d[on_data]).sum()
     generator_term = (weights[on_g] * p_g[on_g] * log_one_minus_d[on_g]).sum()
@@ -119,7 +134,8 @@ def jensen_shannon_divergence(grid, log_p, log_q) -> float:
     Log-densities in, so that log(p/m) = log 2 + log p − logaddexp(log p, log q) is exact in the
     tails where p and q themselves underflow.
     """
-    log_p, log_q = np.asarray(log_p, dtype=np.float64), np.asarray(log_q, dtype=np.float64)
+    log_p, log_q = (_on_grid(f"jensen_shannon_divergence: {name}", values, grid)
+                    for name, values in (("log_p", log_p), ("log_q", log_q)))
     log_m = np.logaddexp(log_p, log_q) - math.log(2.0)
     integrand = 0.5 * np.exp(log_p) * (log_p - log_m) + 0.5 * np.exp(log_q) * (log_q - log_m)
     return float((trapezoid_weights(grid) * integrand).sum())

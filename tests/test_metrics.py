@@ -22,7 +22,8 @@ from minigan.metrics import (
 
 DEVICES = [
     "cpu",
-    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not backend.cuda_available(), reason="no CUDA GPU")]),
+    pytest.param("cuda", marks=[pytest.mark.gpu,
+                                pytest.mark.skipif(not backend.cuda_available(), reason="no CUDA GPU")]),
 ]
 
 
@@ -119,7 +120,7 @@ def test_parzen_rejects_mismatched_inputs():
         parzen_log_likelihood(np.zeros((2, 3)), np.zeros((2, 4)), 0.1)
     with pytest.raises(ValueError, match="2-D"):
         parzen_log_likelihood(np.zeros((2, 28, 28)), np.zeros((2, 784)), 0.1)
-    with pytest.raises(ValueError, match="sigma must be positive"):
+    with pytest.raises(ValueError, match=r"sigma must be a finite number > 0, got 0\.0"):
         parzen_log_likelihood(np.zeros((2, 3)), np.zeros((2, 3)), 0.0)
 
 
@@ -292,3 +293,105 @@ def test_mode_coverage_counts_only_high_quality_samples():
     coverage = mode_coverage(points, modes)
     assert coverage["modes_captured"] == 1
     assert coverage["high_quality_fraction"] == pytest.approx(0.1)
+
+
+# --- bad inputs: one line that names the mistake, never a NaN passed on -----------------------------
+
+
+def message_of(call) -> str:
+    with pytest.raises(ValueError) as info:
+        call()
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+GOOD = np.random.default_rng(0).random((5, 3))
+
+
+def with_value(value, at=(1, 2)):
+    bad = GOOD.copy()
+    bad[at] = value
+    return bad
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_parzen_refuses_non_finite_samples_and_test_rows(value):
+    assert message_of(lambda: parzen_log_likelihood(with_value(value), GOOD, 0.2)) == \
+        "parzen_log_likelihood: samples holds NaN or infinite values"
+    assert message_of(lambda: parzen_log_likelihood(GOOD, with_value(value), 0.2)) == \
+        "parzen_log_likelihood: x holds NaN or infinite values"
+
+
+@pytest.mark.parametrize("sigma", [0.0, -0.1, np.nan, np.inf, "wide", None])
+def test_parzen_refuses_a_sigma_that_is_not_a_finite_positive_number(sigma):
+    assert "parzen_log_likelihood: sigma must be" in message_of(lambda: parzen_log_likelihood(GOOD, GOOD, sigma))
+
+
+@pytest.mark.parametrize("empty", ["samples", "x"])
+def test_parzen_refuses_an_empty_set(empty):
+    samples, x = (np.zeros((0, 3)), GOOD) if empty == "samples" else (GOOD, np.zeros((0, 3)))
+    assert message_of(lambda: parzen_log_likelihood(samples, x, 0.2)) == f"parzen_log_likelihood: {empty} has no rows"
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+def test_parzen_refuses_a_batch_size_that_is_not_a_positive_integer(batch_size):
+    assert "batch_size must be an integer of at least 1" in message_of(
+        lambda: parzen_log_likelihood(GOOD, GOOD, 0.2, batch_size=batch_size))
+
+
+def test_parzen_summary_refuses_nan():
+    assert message_of(lambda: parzen_summary([1.0, np.nan])) == "parzen_summary: the log-likelihoods hold NaN"
+
+
+def test_fid_refuses_non_finite_features_and_statistics():
+    features = np.random.default_rng(1).random((20, 3))
+    assert message_of(lambda: frechet_distance(with_value(np.nan), features)) == \
+        "gaussian_statistics: features holds NaN or infinite values"
+    from minigan.metrics import frechet_distance_from_statistics
+
+    mean, covariance = np.zeros(3), np.eye(3)
+    assert message_of(lambda: frechet_distance_from_statistics(mean, covariance, mean + np.nan, covariance)) == \
+        "frechet_distance: the statistics hold NaN or infinite values"
+    assert "does not fit 3 features" in message_of(
+        lambda: frechet_distance_from_statistics(mean, np.eye(2), mean, np.eye(2)))
+
+
+@pytest.mark.parametrize("probabilities, message", [
+    (np.full((4, 10), np.nan), "probabilities must be finite and non-negative"),
+    (np.array([[1.5, -0.5]] * 3), "probabilities must be finite and non-negative"),
+    (np.random.default_rng(0).normal(size=(4, 10)) + 5, "each row must sum to 1 (probabilities, not logits)"),
+    (np.zeros((0, 10)), "no samples given"),
+])
+def test_inception_score_refuses_what_is_not_probabilities(probabilities, message):
+    assert message in message_of(lambda: inception_score(probabilities))
+
+
+def test_class_coverage_refuses_zero_classes():
+    assert "num_classes must be an integer of at least 1, got 0" in message_of(lambda: class_coverage([0], 0))
+
+
+@pytest.mark.parametrize("std", [0.0, -0.02, np.nan])
+def test_mode_coverage_refuses_a_std_that_is_not_positive(std):
+    assert "mode_coverage: std must be a finite number > 0" in message_of(
+        lambda: mode_coverage(ring_modes(), ring_modes(), std=std))
+
+
+def test_mode_coverage_refuses_no_modes_and_nan_points():
+    assert "modes must have shape (num_modes, 2), got (0, 2)" in message_of(
+        lambda: mode_coverage(ring_modes(), np.zeros((0, 2))))
+    points = ring_modes()
+    points[3, 0] = np.nan
+    assert message_of(lambda: mode_coverage(points, ring_modes())) == \
+        "mode_coverage: points holds NaN or infinite values"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ring_modes(0), "ring_modes: num_modes must be an integer of at least 1, got 0"),
+    (lambda: ring_modes(2.5), "ring_modes: num_modes must be an integer of at least 1, got 2.5"),
+    (lambda: ring_modes(8, np.inf), "ring_modes: radius must be finite, got inf"),
+    (lambda: sample_ring(-1, np.random.default_rng(0)), "sample_ring: n must be an integer of at least 0, got -1"),
+    (lambda: sample_ring(5, np.random.default_rng(0), std=-1.0),
+     "sample_ring: std must be finite and non-negative, got -1.0"),
+])
+def test_ring_helpers_refuse_impossible_rings(call, message):
+    assert message_of(call) == message

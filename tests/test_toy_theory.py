@@ -69,7 +69,7 @@ def test_value_function_matches_eq1_written_out():
     assert toy.value_function(GRID, p_data, p_g, logits) == pytest.approx(direct, rel=1e-9)
 
 
-@pytest.mark.parametrize("perturbation", [lambda l: l + 0.5, lambda l: 0.5 * l, lambda l: l - 0.3 * np.sin(l)])
+@pytest.mark.parametrize("perturbation", [lambda z: z + 0.5, lambda z: 0.5 * z, lambda z: z - 0.3 * np.sin(z)])
 def test_d_star_maximises_the_value_function(perturbation):
     """Proposition 1 in the value function itself: moving D away from D* lowers V."""
     log_p_data, log_p_g = toy.gaussian_log_pdf(GRID, *DATA), toy.gaussian_log_pdf(GRID, 3.0, 1.0)
@@ -127,4 +127,42 @@ def test_trained_discriminator_approaches_d_star():
 
 
 def test_optimal_discriminator_is_a_half_where_densities_agree_or_vanish():
-    assert toy.optimal_discriminator(np.array([0.2, 0.0, 0.3]), np.array([0.2, 0.0, 0.1])) == pytest.approx([0.5, 0.5, 0.75])
+    d_star = toy.optimal_discriminator(np.array([0.2, 0.0, 0.3]), np.array([0.2, 0.0, 0.1]))
+    assert d_star == pytest.approx([0.5, 0.5, 0.75])
+
+
+# --- bad inputs: one line that names the mistake -----------------------------------------------------
+
+
+def message_of(call) -> str:
+    with pytest.raises(ValueError) as info:
+        call()
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+SMALL = np.linspace(0.0, 1.0, 5)
+
+
+@pytest.mark.parametrize("mean, std", [(0.0, 0.0), (0.0, -1.0), (0.0, math.nan), (math.inf, 1.0)])
+def test_a_gaussian_needs_a_finite_mean_and_a_positive_std(mean, std):
+    assert "gaussian_log_pdf: need a finite mean and a finite std > 0" in message_of(
+        lambda: toy.gaussian_log_pdf(SMALL, mean, std))
+
+
+def test_jsd_refuses_densities_off_the_grid_or_nan():
+    good = toy.gaussian_log_pdf(SMALL, 0.5, 0.2)
+    assert message_of(lambda: toy.jensen_shannon_divergence(SMALL, good[:4], good)) == (
+        "jensen_shannon_divergence: log_p: expected one value per grid point, shape (5,), got (4,)")
+    with_nan = good.copy()
+    with_nan[2] = np.nan
+    assert message_of(lambda: toy.jensen_shannon_divergence(SMALL, good, with_nan)) == \
+        "jensen_shannon_divergence: log_q: holds NaN"
+
+
+def test_value_function_refuses_negative_densities_and_misshapen_logits():
+    p = toy.gaussian_pdf(SMALL, 0.5, 0.2)
+    assert message_of(lambda: toy.value_function(SMALL, -p, p, np.zeros(5))) == \
+        "value_function: p_data: densities must be finite and ≥ 0"
+    assert "value_function: d_logits: expected one value per grid point" in message_of(
+        lambda: toy.value_function(SMALL, p, p, np.zeros(3)))
