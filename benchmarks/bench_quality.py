@@ -50,9 +50,9 @@ import numpy as np
 import torch
 
 import minigan
-from minigan import Tensor, backend, evaluate, gan
+from minigan import Tensor, backend, cli, evaluate, gan
 from minigan.atomic import atomic_write
-from minigan.classifier import load_or_train_classifier
+from minigan.classifier import CacheDirError, check_cache_dir, load_or_train_classifier
 from minigan.data import load_mnist
 from minigan.metrics import gaussian_statistics
 
@@ -81,18 +81,22 @@ QUICK = {"epochs": 2, "seeds": [0, 1], "eval_epochs": [1, 2], "samples": 500, "t
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None, help="folder with the MNIST files; else $MINIGAN_DATA, then the checkout's data/mnist, "
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the MNIST files; else $MINIGAN_DATA, then the checkout's data/mnist, "
                         "then ~/.cache/minigan/mnist (downloaded there if none has them)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULTS["seeds"])
-    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    parser.add_argument("--eval-epochs", type=int, nargs="+", default=DEFAULTS["eval_epochs"],
-                        help="epochs after which samples are scored (default 2 5 10; the last epoch always is)")
+    parser.add_argument("--seeds", type=cli.seed_int, nargs="+", default=DEFAULTS["seeds"])
+    parser.add_argument("--epochs", type=cli.positive_int, default=DEFAULTS["epochs"])
+    parser.add_argument("--eval-epochs", type=cli.positive_int, nargs="+",
+                        help="epochs after which samples are scored (default 2 5 10, or those up to --epochs; "
+                             "the last epoch always is)")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
-    parser.add_argument("--samples", type=int, default=DEFAULTS["samples"], help="generator samples scored")
-    parser.add_argument("--test-size", type=int, default=DEFAULTS["test_size"], help="test digits scored")
-    parser.add_argument("--train-images", type=int, default=DEFAULTS["train_images"],
+    parser.add_argument("--samples", type=cli.positive_int, default=DEFAULTS["samples"],
+                        help="generator samples scored")
+    parser.add_argument("--test-size", type=cli.positive_int, default=DEFAULTS["test_size"],
+                        help=f"test digits scored, at most {evaluate.MNIST_TEST_SIZE}")
+    parser.add_argument("--train-images", type=cli.positive_int, default=DEFAULTS["train_images"],
                         help="train on the first N training digits (default all 60000)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    parser.add_argument("--batch-size", type=cli.positive_int, default=DEFAULTS["batch_size"])
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in QUICK.items())
                         + " (flags given explicitly win)")
@@ -100,11 +104,23 @@ def parse_args(argv=None):
     parser.add_argument("--out-dir", default=None, help="default: benchmarks/results next to this file")
     args = parser.parse_args(argv)
     if args.quick:  # the quick settings become the defaults; flags on the command line still win
-        parser.set_defaults(**QUICK)
+        parser.set_defaults(**{key: value for key, value in QUICK.items() if key != "eval_epochs"})
         args = parser.parse_args(argv)
-    args.eval_epochs = sorted({e for e in args.eval_epochs if 1 <= e <= args.epochs} | {args.epochs})
+    if args.eval_epochs is None:  # the default epochs, as far as this run goes
+        default = (QUICK if args.quick else DEFAULTS)["eval_epochs"]
+        args.eval_epochs = [e for e in default if e <= args.epochs]
+    elif max(args.eval_epochs) > args.epochs:
+        parser.error(f"--eval-epochs {max(args.eval_epochs)} is past --epochs {args.epochs}")
+    args.eval_epochs = sorted(set(args.eval_epochs) | {args.epochs})
+    for flag, values in (("--seeds", args.seeds), ("--rows", args.rows)):
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            parser.error(f"{flag} names {', '.join(repeated)} more than once")
     if args.samples < 2 or args.test_size < 2:
         parser.error("--samples and --test-size must be at least 2 (a covariance needs two rows)")
+    if args.test_size > evaluate.MNIST_TEST_SIZE:
+        parser.error(f"--test-size {args.test_size} is more than the {evaluate.MNIST_TEST_SIZE} digits of the "
+                     f"MNIST test set")
     if args.train_images < args.batch_size:
         parser.error("--train-images must hold at least one minibatch")
     return args
@@ -368,7 +384,7 @@ def print_summary(summary, comparisons, rows, last):
     print(f"{'':<15}" + "".join(f"{row:>22}" for row in rows))
     for metric in METRICS:
         cells = [summary[row][str(last)][metric] for row in rows]
-        print(f"{metric:<15}" + "".join(f"{c['mean']:>12.2f} ± {c['std'] if c['std'] is not None else float('nan'):<7.2f}"
+        print(f"{metric:<15}" + "".join(f"{c['mean']:>12.2f} ± {c['std'] if c['std'] is not None else math.nan:<7.2f}"
                                         for c in cells))
     print(f"\nWelch's t-test, epoch {last} (a difference exceeds the seed spread when p < {SIGNIFICANCE})")
     for c in comparisons:
@@ -383,10 +399,20 @@ def print_summary(summary, comparisons, rows, last):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    # Before hours of training: the report and the classifier must have somewhere to go.
+    out_dir = cli.check_output_dir(args.out_dir if args.out_dir else RESULTS_DIR, "--out-dir")
+    try:
+        check_cache_dir(args.classifier_cache)
+    except CacheDirError as error:
+        raise CacheDirError(f"{error}; pass another --classifier-cache") from None
+    cli.warn_if_cores_busy()
     started = datetime.datetime.now().astimezone()
     load_before = os.getloadavg()
     train_images, _ = load_mnist("train", data_dir=args.data_dir)
     test_images, _ = load_mnist("test", data_dir=args.data_dir)
+    if args.train_images > len(train_images):
+        raise SystemExit(f"error: --train-images {args.train_images} is more than the {len(train_images)} "
+                         f"training digits there are")
     low, high = CONFIG.data_range
     train01 = evaluate.unit_pixels(train_images)
     pixels = (train01[:args.train_images] * (high - low) + low).astype(np.float32)  # what G imitates, in [-1, 1]
@@ -450,7 +476,6 @@ def main(argv=None) -> dict:
                      "classifier_test_accuracy": classifier.test_accuracy, "significance_level": SIGNIFICANCE},
         "summary": summary, "comparisons": comparisons, "runs": runs,
     }
-    out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
     stem = f"bench_quality-{'' if budget == 'default' else 'reduced-'}{started:%Y%m%d-%H%M%S}"
     atomic_write(out_dir / f"{stem}.json", lambda f: f.write(json.dumps(report, indent=1).encode()))
     plot(report, sample_grids, out_dir / f"{stem}.png")
@@ -458,5 +483,10 @@ def main(argv=None) -> dict:
     return report
 
 
+def run(argv=None) -> int:
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run_main(run))

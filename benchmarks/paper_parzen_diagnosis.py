@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minigan import evaluate  # noqa: E402
+from minigan import cli, evaluate  # noqa: E402
 from minigan.atomic import atomic_write  # noqa: E402
 from minigan.data import load_mnist  # noqa: E402
 
@@ -90,25 +90,29 @@ def format_rows(rows: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="a paper-config checkpoint.npz")
+    parser.add_argument("checkpoint", help="a paper-config checkpoint.npz (or its run folder)")
     parser.add_argument("--data-dir", default=None, help="folder with the MNIST files (default: as minigan.evaluate)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the noise (default 0, as minigan.evaluate)")
+    parser.add_argument("--seed", type=cli.seed_int, default=0,
+                        help="seed for the noise (default 0, as minigan.evaluate)")
     parser.add_argument("--out", default=None, help="write the JSON record here")
     args = parser.parse_args(argv)
 
     G, config, arrays = evaluate.load_generator(args.checkpoint)
+    if args.out:
+        cli.check_output_file(args.out)  # before minutes of scoring
     train, _ = load_mnist("train", data_dir=args.data_dir)
     test_images, _ = load_mnist("test", data_dir=args.data_dir)
     validation, test = evaluate.unit_pixels(train[evaluate.VALIDATION_ROWS]), evaluate.unit_pixels(test_images)
     samples = evaluate.generate_pixels(G, config, 10_000, args.seed)
     rows = diagnose(samples, evaluate.unit_pixels(train[:10_000]), validation, test)
-    print(f"{args.checkpoint} (epoch {int(arrays['meta.epoch'])})\n{format_rows(rows)}")
+    epoch = int(arrays["meta.epoch"]) if "meta.epoch" in arrays else None
+    print(f"{args.checkpoint} (epoch {epoch})\n{format_rows(rows)}")
     if args.out:
-        record = {"checkpoint": args.checkpoint, "epoch": int(arrays["meta.epoch"]), "rows": rows,
+        record = {"checkpoint": args.checkpoint, "epoch": epoch, "rows": rows,
                   "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
         atomic_write(Path(args.out), lambda f: f.write(json.dumps(record, indent=1).encode()))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run_main(main))

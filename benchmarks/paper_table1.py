@@ -5,11 +5,12 @@
 
 For each seed it runs `examples/mnist.py --config paper` in RUNS/seedN, resuming where it stopped,
 and after every `--every` epochs keeps the checkpoint as checkpoint_epochE.npz and scores it with
-`python -m minigan.evaluate` (10,000 samples, the paper's Parzen protocol), kept as
+`python -m minigan.evaluate` (10,000 samples, the paper's Parzen protocol) into
 evaluation_epochE.json. Then it writes results/paper_table1-DATE.json (the Parzen curve per seed,
 the last common epoch's mean) and a plot of Parzen against epochs. The paper reports 225 ± 2.
 Runs are long (about 20 s per epoch on one idle 2-core CPU; 250 epochs per seed), so start it
-under nohup; a cut-off run continues where it stopped.
+under nohup; a cut-off run continues where it stopped. When a child command fails, this script
+stops with the child's exit status, after the child's own message.
 """
 
 from __future__ import annotations
@@ -30,10 +31,25 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import cpu_model  # noqa: E402
 from minigan.atomic import atomic_write  # noqa: E402
-from minigan import gan  # noqa: E402
+from minigan import cli, gan  # noqa: E402
 from minigan.checkpoint import load_checkpoint  # noqa: E402
 
 PAPER_PARZEN = (225.0, 2.0)  # Goodfellow et al. 2014, Table 1, MNIST
+
+
+class ChildFailed(Exception):
+    """A child command (training or scoring) that exited with a non-zero status; it has printed why."""
+
+    def __init__(self, what: str, status: int):
+        super().__init__(f"{what} stopped with exit status {status} (its message is above)")
+        self.status = status
+
+
+def run_child(what: str, command: list[str], **kwargs) -> None:
+    status = subprocess.run(command, **kwargs).returncode
+    if status != 0:
+        # A child killed by a signal has a negative status; the shell's convention is 128 + signal.
+        raise ChildFailed(what, status if status > 0 else 128 - status)
 
 
 def train_and_evaluate(run_dir: Path, seed: int, noise: str, epochs: int, every: int, extra: list[str]) -> None:
@@ -49,13 +65,14 @@ def train_and_evaluate(run_dir: Path, seed: int, noise: str, epochs: int, every:
                                  f"start this seed again in another --runs folder")
             resume = ["--resume", str(current)] if current.exists() else ["--out", str(run_dir), "--seed", str(seed),
                                                                          "--noise", noise]
-            subprocess.run([sys.executable, str(ROOT / "examples" / "mnist.py"), "--config", "paper",
-                            "--epochs", str(epoch), *resume, "--log-every", "100", *extra], check=True)
+            run_child(f"examples/mnist.py (seed {seed}, to epoch {epoch})",
+                      [sys.executable, str(ROOT / "examples" / "mnist.py"), "--config", "paper",
+                       "--epochs", str(epoch), *resume, "--log-every", "100", *extra])
             atomic_write(kept, lambda f: f.write(current.read_bytes()))  # a cut-off copy is never "kept"
         scored = run_dir / f"evaluation_epoch{epoch:03d}.json"
         if not scored.exists():
-            subprocess.run([sys.executable, "-m", "minigan.evaluate", str(kept), *extra], check=True, cwd=ROOT)
-            os.replace(run_dir / "evaluation.json", scored)
+            run_child(f"minigan.evaluate ({kept.name})",
+                      [sys.executable, "-m", "minigan.evaluate", str(kept), "--out", str(scored), *extra], cwd=ROOT)
 
 
 def collect(runs: Path, seeds: list[int]) -> dict:
@@ -63,9 +80,23 @@ def collect(runs: Path, seeds: list[int]) -> dict:
     curve = {}
     for seed in seeds:
         for path in sorted((runs / f"seed{seed}").glob("evaluation_epoch*.json")):
-            epoch = int(path.stem.removeprefix("evaluation_epoch"))
-            curve.setdefault(epoch, {})[seed] = json.loads(path.read_text())
+            try:
+                epoch = int(path.stem.removeprefix("evaluation_epoch"))
+            except ValueError:
+                continue  # not one of ours (evaluation_epoch025-old.json, say)
+            curve.setdefault(epoch, {})[seed] = read_evaluation(path)
     return curve
+
+
+def read_evaluation(path: Path) -> dict:
+    """One minigan.evaluate record, or a one-line SystemExit naming the file that is not one."""
+    try:
+        record = json.loads(path.read_text())
+        float(record["model"]["parzen"]["log_likelihood"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"error: {path} is not a minigan.evaluate record ({cli.one_line(error)}); "
+                         f"delete it to score that epoch again") from None
+    return record
 
 
 def summarize(curve: dict, seeds: list[int], noise: str) -> dict:
@@ -128,9 +159,9 @@ def recorded_command(argv) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Table 1 (Parzen on MNIST) for --config paper over several seeds.")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=250, help="train each seed to this epoch (default 250)")
-    p.add_argument("--every", type=int, default=25, help="score every this many epochs (default 25)")
+    p.add_argument("--seeds", type=cli.seed_int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=cli.positive_int, default=250, help="train each seed to this epoch (default 250)")
+    p.add_argument("--every", type=cli.positive_int, default=25, help="score every this many epochs (default 25)")
     p.add_argument("--noise", choices=gan.NOISES, default=gan.CONFIGS["paper"].noise,
                    help="the prior p_z (default: the paper config's, uniform)")
     p.add_argument("--runs", default="runs/paper-table1", help="folder of the runs, one seedN/ per seed")
@@ -138,18 +169,31 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", help="passed to examples/mnist.py and minigan.evaluate")
     p.add_argument("--collect-only", action="store_true", help="train nothing; summarize the scores there are")
     args = p.parse_args(argv)
+    repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
+    if repeated:
+        p.error(f"--seeds names {', '.join(map(str, repeated))} more than once")
     runs = Path(args.runs)
+    # Before hours of training: the runs and the results must have somewhere to go.
+    if args.collect_only:
+        if not runs.is_dir():
+            raise SystemExit(f"error: --runs {runs} is not a folder of runs")
+    else:
+        cli.check_output_dir(runs, "--runs")
+    results = cli.check_output_dir(args.results, "--results")
     extra = ["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []
     if not args.collect_only:
         for seed in args.seeds:
-            train_and_evaluate(runs / f"seed{seed}", seed, args.noise, args.epochs, args.every, extra)
+            try:
+                train_and_evaluate(runs / f"seed{seed}", seed, args.noise, args.epochs, args.every, extra)
+            except ChildFailed as failure:
+                print(f"error: {failure}", file=sys.stderr)
+                return failure.status
     summary = summarize(collect(runs, args.seeds), args.seeds, args.noise)
     today = datetime.date.today().isoformat()
     summary.update(command=recorded_command(argv if argv is not None else sys.argv[1:]),
                    machine={"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                             "numpy": np.__version__, "threads": os.environ.get("OMP_NUM_THREADS", "default")},
                    date=today)
-    results = Path(args.results)
     json_path = atomic_write(results / f"paper_table1-{args.noise}-{today}.json",
                              lambda f: f.write(json.dumps(summary, indent=2).encode()))
     png_path = plot(results / f"paper_table1-{args.noise}-{today}.png", summary)
@@ -160,4 +204,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run_main(main))

@@ -1,27 +1,27 @@
 """The paper's Figures 2 and 3 from a trained MNIST generator.
 
-    python examples/paper_figures.py runs/mnist-paper/checkpoint.npz --out docs
+    python examples/paper_figures.py runs/mnist-paper/checkpoint.npz             # beside the checkpoint
+    python examples/paper_figures.py runs/mnist-paper/checkpoint.npz --out docs  # the README's figures
 
 Figure 2: samples, each row ending in the training digit nearest (in pixel space) to the sample
 beside it, framed in yellow, as in the paper: the generator does not copy its training set.
 Figure 3: digits from linear interpolation between points in z space of the full model.
 
-Writes OUT/figure2_<config>.png and OUT/figure3_<config>.png (atomically).
+Writes OUT/figure2_<config>.png and OUT/figure3_<config>.png (atomically); OUT is the checkpoint's
+folder unless --out names another.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from minigan import Tensor, backend, gan, no_grad
+from minigan import Tensor, backend, cli, gan, no_grad
 from minigan.atomic import atomic_write
-from minigan.checkpoint import CheckpointError
-from minigan.data import MNISTError, load_mnist
-from minigan.evaluate import generate_pixels, load_generator, to_unit_interval, unit_pixels
+from minigan.data import load_mnist
+from minigan.evaluate import checkpoint_file, generate_pixels, load_generator, to_unit_interval, unit_pixels
 
 
 def nearest_training_digits(samples: np.ndarray, train: np.ndarray, chunk: int = 10_000) -> np.ndarray:
@@ -93,20 +93,17 @@ def figure3(G, config, rows=5, steps=10, seed=1):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="The paper's Figures 2 and 3 from an MNIST GAN checkpoint.")
-    p.add_argument("checkpoint", help="checkpoint.npz written by examples/mnist.py")
-    p.add_argument("--out", default="docs", help="folder for figure2_CONFIG.png and figure3_CONFIG.png (default docs)")
+    p.add_argument("checkpoint", help="checkpoint.npz written by examples/mnist.py (or its run folder)")
+    p.add_argument("--out", help="folder for figure2_CONFIG.png and figure3_CONFIG.png (default: the checkpoint's)")
     p.add_argument("--data-dir", help="folder with the MNIST .gz files (default: as examples/mnist.py finds them)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the noise (default 0)")
+    p.add_argument("--seed", type=cli.seed_int, default=0, help="seed for the noise (default 0)")
     args = p.parse_args(argv)
-    try:
-        G, config, _ = load_generator(args.checkpoint)
-        images, _ = load_mnist("train", data_dir=args.data_dir)
-    except (CheckpointError, MNISTError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    checkpoint = checkpoint_file(args.checkpoint)
+    G, config, _ = load_generator(checkpoint)
+    out = cli.check_output_dir(args.out if args.out else checkpoint.parent)
+    images, _ = load_mnist("train", data_dir=args.data_dir)
     # The nearest neighbour is searched among the digits this config trained on.
     train_pixels = unit_pixels(images[: config.train_images])
-    out = Path(args.out)
     written = [draw_grid(out / f"figure2_{config.name}.png", figure2(G, config, train_pixels, seed=args.seed),
                          framed_column=5),
                draw_grid(out / f"figure3_{config.name}.png", figure3(G, config, seed=args.seed + 1))]
@@ -115,4 +112,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run_main(main))

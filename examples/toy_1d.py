@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from minigan import Tensor, backend, gan, nn, no_grad, optim, toy  # noqa: E402
+from minigan import Tensor, backend, cli, gan, nn, no_grad, optim, toy  # noqa: E402
 from minigan.checkpoint import atomic_write  # noqa: E402
 
 DATA_MEAN, DATA_STD = 4.0, 0.5
@@ -49,17 +50,19 @@ X_RANGE = (-1.5, 7.0)  # what the panels show; G starts near 0, the data sits at
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="A 1-D GAN drawn like Figure 1 of Goodfellow et al. (2014).")
     p.add_argument("--out", default="toy_1d.png", help="PNG to write (default toy_1d.png)")
-    p.add_argument("--steps", type=int, default=3000, help="training iterations (default 3000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=cli.positive_int, default=3000, help="training iterations (default 3000)")
+    p.add_argument("--seed", type=cli.seed_int, default=0)
     p.add_argument("--noise", choices=["uniform", "normal"], default="uniform",
                    help="p_z: U(-1, 1), as drawn in the paper's figure, or N(0, 1)")
     p.add_argument("--animate", metavar="GIF", help="also write the run as an animated GIF")
-    p.add_argument("--frames", type=int, default=48, help="moments drawn in the GIF (default 48)")
+    p.add_argument("--frames", type=cli.positive_int, default=48, help="moments drawn in the GIF (default 48)")
     args = p.parse_args(argv)
     if args.steps < 4:
         p.error("--steps must be at least 4, one per panel")
     if args.frames < 4:
         p.error("--frames must be at least 4")
+    if args.animate and Path(args.animate).absolute() == Path(args.out).absolute():
+        p.error(f"--animate and --out both name {args.out}; the GIF would replace the figure")
     return args
 
 
@@ -185,7 +188,8 @@ def animate(frames, moments, grid, z_arrows, noise_kind, path, fps=8, hold=4):
             for panel in frames:
                 ax.clear()
                 letter = f"({letters[panel['step']]}) " if panel["step"] in letters else ""
-                draw_panel(ax, panel, grid, p_data, z_drawn, f"{letter}step {panel['step']}, JSD ≈ {panel['jsd']:.3f}")
+                title = f"{letter}step {panel['step']}, JSD ≈ {panel['jsd']:.3f}"
+                draw_panel(ax, panel, grid, p_data, z_drawn, title)
                 # A band above the curves for the legend, where D(x) = 1 cannot run through it.
                 ax.set_ylim(Z_LINE - 0.08, 1.3)
                 ax.legend(loc="upper left", ncol=3, fontsize=8, framealpha=1, edgecolor="none")
@@ -205,6 +209,9 @@ def animate(frames, moments, grid, z_arrows, noise_kind, path, fps=8, hold=4):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    cli.check_output_file(args.out)  # before the training, not after it
+    if args.animate:
+        cli.check_output_file(args.animate, "--animate")
     backend.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     G, D = build_players()
@@ -248,5 +255,6 @@ def main(argv=None) -> int:
         print(f"wrote {gif} ({len(frames)} moments)")
     return 0
 
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(cli.run_main(main))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 # Every matrix here is tiny (256 × 128): a second BLAS thread saves nothing per matmul and costs a
@@ -37,7 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from minigan import Tensor, backend, gan, nn, no_grad, optim  # noqa: E402
+from minigan import Tensor, backend, cli, gan, nn, no_grad, optim  # noqa: E402
 from minigan.checkpoint import atomic_write  # noqa: E402
 from minigan.metrics import mode_coverage, ring_modes, sample_ring  # noqa: E402
 
@@ -52,15 +53,17 @@ EVAL_SAMPLES = 2500  # VEEGAN's count
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="A GAN on the 2-D ring of eight Gaussians, with VEEGAN's mode metrics.")
     p.add_argument("--out", default="toy_2d_ring.png", help="PNG to write (default toy_2d_ring.png)")
-    p.add_argument("--steps", type=int, default=6000, help="training iterations per seed (default 6000)")
-    p.add_argument("--seeds", type=int, default=1, help="how many seeds to train, from --seed on (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
-    p.add_argument("--samples", type=int, default=EVAL_SAMPLES, help="samples for the metrics (default 2500)")
+    p.add_argument("--steps", type=cli.positive_int, default=6000, help="training iterations per seed (default 6000)")
+    p.add_argument("--seeds", type=cli.positive_int, default=1,
+                   help="how many seeds to train, from --seed on (default 1)")
+    p.add_argument("--seed", type=cli.seed_int, default=0, help="the first seed (default 0)")
+    p.add_argument("--samples", type=cli.positive_int, default=EVAL_SAMPLES,
+                   help="samples for the metrics (default 2500)")
     p.add_argument("--constant-lr", action="store_true",
                    help="keep Adam's rate at 1e-3 throughout (default: linear decay to 0 over the second half)")
     args = p.parse_args(argv)
-    if args.steps < 1 or args.seeds < 1 or args.samples < 1:
-        p.error("--steps, --seeds and --samples must be positive")
+    if args.seed + args.seeds > 2**32:
+        p.error(f"--seed {args.seed} with --seeds {args.seeds} runs past the largest seed, 2**32 - 1")
     return args
 
 
@@ -146,6 +149,7 @@ def draw(results, moments, path):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    cli.check_output_file(args.out)  # before the training, not after it
     moments = sorted({max(1, round(args.steps * f)) for f in (0.05, 0.15, 0.4, 0.7)} | {args.steps})
     schedule = "constant" if args.constant_lr else "decaying linearly to 0 over the second half"
     print(f"ring of {NUM_MODES} Gaussians (radius {RADIUS}, std {MODE_STD}); {args.steps} iterations, "
@@ -168,4 +172,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(cli.run_main(main))

@@ -105,6 +105,8 @@ def pixel_rows(images, dtype=np.float32) -> np.ndarray:
     """Images as (N, 784) rows in [0, 1]: uint8 digits are divided by 255, floats kept as they are."""
     xp = backend.array_module(images)
     images = xp.asarray(images)
+    if images.ndim == 0 or images.shape[0] == 0:
+        raise ValueError("classifier: no images given")
     rows = images.reshape(images.shape[0], -1)
     if rows.shape[1] != 784:
         raise ValueError(f"classifier: expected 28×28 images or 784-pixel rows, got shape {tuple(images.shape)}")
@@ -171,10 +173,17 @@ def train_classifier(images, labels, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LE
     settle into a minimum instead of bouncing around it, worth a few tenths of a percent of test
     accuracy. Reseeds minigan's generators with `seed` (the initial weights come from them).
     """
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"train_classifier: {name} must be a positive integer, got {value!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"train_classifier: lr must be a finite number > 0, got {lr!r}")
     rows = pixel_rows(images)
     labels = np.asarray(backend.to_numpy(labels)).astype(np.int64).ravel()
     if rows.shape[0] != labels.shape[0]:
         raise ValueError(f"train_classifier: {rows.shape[0]} images but {labels.shape[0]} labels")
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        raise ValueError(f"train_classifier: labels must lie in [0, {NUM_CLASSES}), got {labels.min()}..{labels.max()}")
     backend.manual_seed(seed)
     model = DigitClassifier(hidden, device=device)
     optimizer = optim.Adam(model.parameters(), lr=lr)

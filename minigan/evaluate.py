@@ -13,8 +13,9 @@ Loads G from a checkpoint written by examples/mnist.py, draws 10,000 samples, an
 
 and, for scale, the same numbers for real digits: 10,000 training digits put in the samples'
 place (the Parzen and IS a perfect generator would get), and FID between training and test
-digits (the floor that finite samples leave). Results also go to evaluation.json beside the
-checkpoint. The first run trains the classifier (a few minutes on a CPU).
+digits (the floor that finite samples leave). Results also go to a JSON file named after the
+checkpoint (A.npz's to A.evaluation.json beside it, so that scoring B.npz in the same folder
+keeps A's), or to --out. The first run trains the classifier (a few minutes on a CPU).
 
 MNIST is looked for in --data-dir, then $MINIGAN_DATA, then the copy shipped in the checkout
 (data/mnist), then ~/.cache/minigan/mnist, and downloaded into the last only if none has it.
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import backend, gan
+from . import backend, cli, gan
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, split_prefix
 from .classifier import CacheDirError, check_cache_dir, load_or_train_classifier
 from .data import MNISTError, load_mnist
@@ -50,18 +51,20 @@ MNIST_TEST_SIZE, MNIST_TRAIN_SIZE = 10_000, 60_000
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minigan.evaluate",
-                                description="Parzen log-likelihood, FID, IS and class coverage of an MNIST GAN checkpoint.")
-    p.add_argument("checkpoint", help="checkpoint.npz written by examples/mnist.py")
+    p = argparse.ArgumentParser(prog="python -m minigan.evaluate", description="Parzen log-likelihood, FID, IS "
+                                "and class coverage of an MNIST GAN checkpoint.")
+    p.add_argument("checkpoint", help="checkpoint.npz written by examples/mnist.py (or its run folder)")
+    p.add_argument("--out", help="JSON file for the results (default: CHECKPOINT.evaluation.json, "
+                                 "beside the checkpoint, named after it)")
     p.add_argument("--data-dir", help="folder with the MNIST files; else $MINIGAN_DATA, then the checkout's "
                                       "data/mnist, then ~/.cache/minigan/mnist (downloaded there if none has them)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--samples", type=int, default=10_000,
+    p.add_argument("--samples", type=cli.positive_int, default=10_000,
                    help=f"generator samples, at most {MNIST_TRAIN_SIZE} (as many real digits are scored beside them; "
                         f"default 10000)")
-    p.add_argument("--test-size", type=int, default=10_000,
+    p.add_argument("--test-size", type=cli.positive_int, default=10_000,
                    help=f"test digits to score, at most {MNIST_TEST_SIZE} (default 10000)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the noise (default 0)")
+    p.add_argument("--seed", type=cli.seed_int, default=0, help="seed for the noise (default 0)")
     p.add_argument("--cache-dir", help="where the classifier is cached (default ~/.cache/minigan)")
     args = p.parse_args(argv)
     if args.samples < 2 or args.test_size < 2:
@@ -81,8 +84,28 @@ def parse_args(argv=None):
 # --- the pieces -----------------------------------------------------------------------------------
 
 
+def checkpoint_file(path) -> Path:
+    """The checkpoint a path names: the file itself, or a run folder's checkpoint.npz."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / "checkpoint.npz").is_file():
+        return path / "checkpoint.npz"
+    others = sorted(p.name for p in path.glob("*.npz"))
+    hint = f"; it holds {', '.join(others[:4])}{', ...' if len(others) > 4 else ''}: name one" if others else ""
+    raise CheckpointError(f"checkpoint {path} is a folder with no checkpoint.npz in it{hint}")
+
+
+def result_file(checkpoint) -> Path:
+    """Where the results of `checkpoint` go by default: A.npz's beside it, as A.evaluation.json."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.evaluation.json")
+
+
 def load_generator(path, device="cpu"):
-    """(G, config, checkpoint arrays) from an examples/mnist.py checkpoint, or CheckpointError."""
+    """(G, config, checkpoint arrays) from an examples/mnist.py checkpoint (or its run folder), or
+    CheckpointError."""
+    path = checkpoint_file(path)
     arrays = load_checkpoint(path)
     if "meta.config" not in arrays:
         raise CheckpointError(f"checkpoint {path} has no meta.config: not written by examples/mnist.py")
@@ -225,10 +248,15 @@ def format_table(result: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    result = evaluate(args.checkpoint, args.data_dir, args.device, args.samples, args.test_size, args.seed,
+    checkpoint = checkpoint_file(args.checkpoint)
+    if not checkpoint.is_file():
+        raise CheckpointError(f"checkpoint {checkpoint} does not exist")
+    # Before minutes of work: the results must have somewhere to go.
+    out = cli.check_output_file(args.out or result_file(checkpoint), "--out" if args.out else "the results file")
+    cli.warn_if_cores_busy()  # the classifier and the Parzen search slow several times on taken cores
+    result = evaluate(checkpoint, args.data_dir, args.device, args.samples, args.test_size, args.seed,
                       args.cache_dir)
     print(format_table(result))
-    out = Path(args.checkpoint).with_name("evaluation.json")
     atomic_write(out, lambda f: f.write(json.dumps(result, indent=2).encode()))
     print(f"wrote {out} ({result['seconds']:.0f} s)")
     return 0
@@ -236,11 +264,7 @@ def main(argv=None) -> int:
 
 def run(argv=None) -> int:
     """main(), with every expected failure turned into one line on stderr and exit status 1."""
-    try:
-        return main(argv)
-    except (CheckpointError, MNISTError, backend.DeviceError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    return cli.run_main(main, argv)
 
 
 if __name__ == "__main__":

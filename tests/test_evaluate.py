@@ -22,7 +22,8 @@ from synthetic import synthetic_digits  # tests/synthetic.py
 def write_reference_checkpoint(path):
     """A freshly built `reference` G, saved with the key layout of examples/mnist.py's checkpoint()."""
     G = gan.build_generator(gan.CONFIGS["reference"])
-    arrays = {**with_prefix(G.state_dict(), "G."), "meta.config": "reference", "meta.noise": "normal", "meta.epoch": 0, "meta.step": 0}
+    arrays = {**with_prefix(G.state_dict(), "G."), "meta.config": "reference", "meta.noise": "normal",
+              "meta.epoch": 0, "meta.step": 0}
     return save_checkpoint(path, arrays)
 
 
@@ -44,7 +45,7 @@ def test_end_to_end_writes_a_json_of_finite_numbers(tmp_path, tiny_world, capsys
     out = capsys.readouterr().out
     assert "GAN samples" in out and "real training digits" in out
 
-    result = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    result = json.loads((tmp_path / "run" / "checkpoint.evaluation.json").read_text())
     assert result["config"] == "reference" and result["samples"] == 200 and result["test_size"] == 80
     for row in (result["model"], result["real_train_digits"]):
         parzen = row["parzen"]
@@ -84,7 +85,7 @@ def test_a_corrupt_checkpoint_is_one_line_and_exit_1(tmp_path, tiny_world, capsy
     err = capsys.readouterr().err
     assert err.startswith("error: checkpoint") and "corrupt" in err
     assert err.count("\n") == 1
-    assert not (tmp_path / "evaluation.json").exists()
+    assert not list(tmp_path.glob("*.json"))
 
 
 def test_a_missing_checkpoint_is_one_line_and_exit_1(tmp_path, capsys):
@@ -165,7 +166,7 @@ def test_a_cache_dir_that_is_a_file(tmp_path, nothing_may_load, capsys, where):
     assert evaluate.run([str(checkpoint), "--cache-dir", str(cache_dir)]) == 1
     assert capsys.readouterr().err == (f"error: cannot cache the classifier in {cache_dir}: {blocker} is not a "
                                        f"folder; pass another --cache-dir\n")
-    assert not (tmp_path / "evaluation.json").exists()
+    assert not list(tmp_path.glob("*.json"))
 
 
 def test_an_unwritable_cache_dir(tmp_path, nothing_may_load, monkeypatch, capsys):

@@ -15,7 +15,8 @@ def figures():
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 6), t=st.integers(1, 40), d=st.integers(1, 9), chunk=st.integers(1, 50), seed=st.integers(0, 99))
+@given(n=st.integers(1, 6), t=st.integers(1, 40), d=st.integers(1, 9), chunk=st.integers(1, 50),
+       seed=st.integers(0, 99))
 def test_nearest_training_digit_matches_brute_force(figures, n, t, d, chunk, seed):
     rng = np.random.default_rng(seed)
     samples, train = rng.random((n, d)), rng.random((t, d))
@@ -42,7 +43,8 @@ def test_figures_from_a_paper_checkpoint(figures, script, tiny_mnist, tmp_path, 
     run = tmp_path / "run"
     assert script.run(["--data-dir", str(tiny_mnist), "--config", "paper", "--out", str(run), "--max-steps", "2",
                        "--batch-size", "16"]) == 0
-    assert figures.main([str(run / "checkpoint.npz"), "--data-dir", str(tiny_mnist), "--out", str(tmp_path / "docs")]) == 0
+    assert figures.main([str(run / "checkpoint.npz"), "--data-dir", str(tiny_mnist),
+                         "--out", str(tmp_path / "docs")]) == 0
     import matplotlib.pyplot as plt
 
     for name in ("figure2_paper.png", "figure3_paper.png"):
@@ -61,5 +63,7 @@ def test_figures_from_a_paper_checkpoint(figures, script, tiny_mnist, tmp_path, 
 
 
 def test_a_missing_checkpoint_is_one_line(figures, tmp_path, capsys):
-    assert figures.main([str(tmp_path / "none.npz")]) == 1
+    from minigan import cli
+
+    assert cli.run_main(figures.main, [str(tmp_path / "none.npz")]) == 1
     assert capsys.readouterr().err.strip() == f"error: checkpoint {tmp_path / 'none.npz'} does not exist"

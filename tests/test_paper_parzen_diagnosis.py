@@ -48,7 +48,8 @@ def test_diagnose_scores_four_rows_and_tells_stray_pixels_from_real_digits():
     blocks = (rng.random((60, 7, 7)) < 0.3).astype(np.float64)
     digits = blocks.repeat(4, axis=1).repeat(4, axis=2).reshape(60, 784)
     stray = np.zeros_like(digits[:30])
-    stray[np.arange(30), rng.integers(0, 784, 30)] = 1.0  # one stray pixel per image (lonely unless it lands on a stroke)
+    # One stray pixel per image (lonely unless it lands on a stroke).
+    stray[np.arange(30), rng.integers(0, 784, 30)] = 1.0
     samples = np.maximum(digits[:30], stray)
     rows = diagnosis.diagnose(samples, digits[:30], validation=digits[30:40], test=digits[:20])
     assert list(rows) == ["samples", "samples, 3x3 median", "real digits", "real digits, 3x3 median"]
