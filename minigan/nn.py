@@ -171,8 +171,8 @@ class Dropout(Module):
     dropout), so that evaluation needs no rescaling and is the identity."""
 
     def __init__(self, p=0.5):
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = p
 
     def forward(self, x):

@@ -41,7 +41,10 @@ def as_float_array(data, dtype=None, op="Tensor"):
     """
     array = numeric_array(data, op)
     if dtype is not None:
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as error:  # "data type 'floot' not understood"
+            raise TypeError(f"{op}: {error}") from None
         if dtype.kind not in "biuf":
             raise TypeError(f"{op}: dtype must be a real number type, got {dtype}")
         return array.astype(dtype, copy=False)

@@ -78,6 +78,18 @@ def test_a_tensor_dtype_must_be_numbers(dtype, shown):
     assert one_line(info) == f"Tensor: dtype must be a real number type, got {shown}"
 
 
+def test_an_unknown_dtype_names_the_tensor():
+    with pytest.raises(TypeError) as info:
+        Tensor([1.0], dtype="floot")
+    assert one_line(info) == "Tensor: data type 'floot' not understood"
+
+
+def test_dropout_p_must_be_a_number():
+    with pytest.raises(ValueError) as info:
+        nn.Dropout("0.5")
+    assert one_line(info) == "Dropout: p must be in [0, 1), got '0.5'"
+
+
 def test_requires_grad_must_be_a_bool():
     with pytest.raises(TypeError) as info:
         Tensor([1.0], requires_grad="yes")
