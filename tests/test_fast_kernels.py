@@ -24,7 +24,8 @@ def batch_and_bias(draw, low=-4.0, high=4.0):
     """An (n, features) batch and a (features,) bias, in float64, with some exact zeros."""
     n, features = draw(st.integers(1, 9)), draw(st.integers(1, 12))
     elements = st.one_of(st.just(0.0), st.floats(low, high, allow_nan=False, allow_infinity=False))
-    return draw(arrays(np.float64, (n, features), elements=elements)), draw(arrays(np.float64, (features,), elements=elements))
+    return (draw(arrays(np.float64, (n, features), elements=elements)),
+            draw(arrays(np.float64, (features,), elements=elements)))
 
 
 def as_dtype(dtype, *arrays_):
@@ -134,7 +135,7 @@ def test_bce_with_logits_is_the_discriminator_loss_over_real_then_fake_rows(dtyp
     target = np.repeat(np.array([[1.0], [0.0]], dtype), m, axis=0)
     weight = np.full((2 * m, 1), 1.0 / m, dtype)
     loss, grad = fused_loss(logits, target, weight)
-    expected_loss, expected_grad = autograd_loss(logits, lambda l: gan.discriminator_loss(l[:m], l[m:]))
+    expected_loss, expected_grad = autograd_loss(logits, lambda logit: gan.discriminator_loss(logit[:m], logit[m:]))
     assert grad.dtype == dtype
     assert_close_to(loss, expected_loss, dtype)
     assert_close_to(grad, expected_grad, dtype)
@@ -146,7 +147,7 @@ def test_bce_with_logits_is_the_discriminator_loss_over_real_then_fake_rows(dtyp
 def test_bce_with_logits_is_the_generator_loss(dtype, kind, t, sign, m, data):
     logits = np.array(data.draw(arrays(np.float64, (m, 1), elements=logit_values)), dtype=dtype)
     loss, grad = fused_loss(logits, np.full((m, 1), t, dtype), np.full((m, 1), sign / m, dtype))
-    expected_loss, expected_grad = autograd_loss(logits, lambda l: gan.generator_loss(l, kind))
+    expected_loss, expected_grad = autograd_loss(logits, lambda logit: gan.generator_loss(logit, kind))
     assert_close_to(loss, expected_loss, dtype)
     assert_close_to(grad, expected_grad, dtype)
 
@@ -443,3 +444,34 @@ def test_numpy_activation_kernels_work_in_row_blocks_of_a_small_scratch():
     expected = np.maximum(h + bias, 0.2 * (h + bias))
     kernels.bias_leaky_relu(h, bias, 0.2, small)
     np.testing.assert_array_equal(h, expected)
+
+
+# --- cublas.py's library search and errors (no GPU needed) ------------------------------------------
+
+
+def test_cublas_errors_name_the_status():
+    from minigan.fast import cublas
+
+    with pytest.raises(cublas.CublasError, match=r"cublasCreate_v2 failed: CUBLAS_STATUS_NOT_INITIALIZED \(1\)"):
+        cublas._check(1, "cublasCreate_v2")
+    with pytest.raises(RuntimeError, match=r"cublasGemmEx failed: CUBLAS_STATUS_ARCH_MISMATCH \(8\)"):
+        cublas._check(8, "cublasGemmEx")
+    with pytest.raises(RuntimeError, match=r"unknown status \(42\)"):
+        cublas._check(42, "cublasGemmEx")
+    cublas._check(0, "cublasGemmEx")  # success raises nothing
+
+
+def test_cublas_search_prefers_cupys_cuda_major_over_the_first_mapped(monkeypatch):
+    """torch may have mapped a libcublas of another CUDA major before CuPy mapped its own: the
+    one of CuPy's major comes first, and the other is never tried."""
+    from minigan.fast import cublas
+
+    mapped = ["/torch/lib/nvidia/cublas/lib/libcublas.so.12", "/cupy/nvidia/cu13/lib/libcublas.so.13"]
+    monkeypatch.setattr(cublas, "_loaded_cublas_paths", lambda: sorted(mapped))
+    monkeypatch.setattr(cublas, "_pathfinder_cublas", lambda: "/site/nvidia/cu13/lib/libcublas.so.13")
+    candidates = list(cublas._candidate_paths(13))
+    assert candidates[:3] == [mapped[1], "/site/nvidia/cu13/lib/libcublas.so.13", "libcublas.so.13"]
+    assert not any(path.endswith(".so.12") or path.endswith(".so") for path in candidates)
+    assert list(cublas._candidate_paths(12))[0] == mapped[0]
+    assert [cublas._major_of(p) for p in ("/x/libcublas.so.13", "/x/libcublas.so.12.9.1", "/x/libcublas.so")] \
+        == [13, 12, None]

@@ -1,5 +1,6 @@
 """How the graph behaves: accumulation, no_grad, detach, deep graphs, shared nodes, freeing
-buffers, retain_graph, and dtypes kept through forward, backward and the optimizers."""
+buffers, retain_graph, and dtypes kept through forward, backward and the optimizers. At the end,
+the fused step's CUDA graph runner and its GPU placement, with stand-ins for CuPy (no GPU needed)."""
 
 import gc
 import weakref
@@ -304,3 +305,140 @@ def test_dtype_is_kept_through_the_optimizers(make, dtype, device):
         assert not np.array_equal(p.numpy(), old)
     for buffers in opt.state.values():  # plain SGD leaves its velocity buffers unused (None)
         assert all(b.dtype == dtype for b in buffers if b is not None)
+
+
+# --- the fused step's CUDA plumbing (minigan/fast), with stand-ins for CuPy's stream and GPUs -------
+
+
+class StandInStream:
+    """Enough of a cupy.cuda.Stream for graph.StepGraph: a context, capture, and a graph whose
+    launch raises once it has been launched `fail_after` times."""
+
+    def __init__(self, fail_after=None):
+        self.capturing, self.launches, self.fail_after = False, 0, fail_after
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin_capture(self):
+        self.capturing = True
+
+    def end_capture(self):
+        self.capturing = False
+        stream = self
+
+        class Graph:
+            def launch(self, on):
+                if stream.fail_after is not None and stream.launches >= stream.fail_after:
+                    raise RuntimeError("cudaErrorLaunchFailure: the launch\nfailed")
+                stream.launches += 1
+
+        return Graph()
+
+
+def test_a_failed_replay_falls_back_to_eager_with_one_warning():
+    import warnings
+
+    from minigan.fast import graph
+
+    stream, eager_runs = StandInStream(fail_after=2), []
+    runner = graph.StepGraph(stream)
+
+    def step():  # records whether it ran while the stream was capturing
+        eager_runs.append(stream.capturing)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(6):
+            runner.run(step, key=64)
+    # Warm-up eager, capture (the step records into the graph), two launches, then the third
+    # launch fails: that iteration and every later one run eagerly.
+    assert eager_runs == [False, True, False, False, False]
+    assert stream.launches == 2 and runner.failed and runner.failed_at == "replay" and runner.graph is None
+    assert runner.last == "eager" and runner.error == "RuntimeError: cudaErrorLaunchFailure: the launch failed"
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and messages[0].startswith("CUDA graph replay of the training step failed")
+
+
+class StandInArray(np.ndarray):
+    """A NumPy array that CuPy code takes for a cupy.ndarray on GPU `device_id`; views keep it."""
+
+    on_copy = None  # called with each copy, which CuPy makes on the current GPU
+
+    def __array_finalize__(self, obj):
+        self.device_id = getattr(obj, "device_id", None)
+
+    def copy(self, *args, **kwargs):
+        return type(self).on_copy(super().copy(*args, **kwargs))
+
+    @property
+    def device(self):
+        return type("Device", (), {"id": self.device_id})()
+
+
+StandInArray.__module__ = "cupy._stand_in"  # backend.array_module takes a "cupy..." type for a GPU array
+
+
+def stand_in_cupy(allocations):
+    """A `cupy` whose allocations land on the current GPU, as CuPy's do, each one recorded."""
+    import types
+
+    current = [0]
+
+    class Device:
+        def __init__(self, device_id=None):
+            self.id = current[0] if device_id is None else device_id
+
+        def __enter__(self):
+            self.previous, current[0] = current[0], self.id
+            return self
+
+        def __exit__(self, *exc):
+            current[0] = self.previous
+
+    def allocated(array):
+        array = np.array(array).view(StandInArray)
+        array.device_id = current[0]
+        allocations.append(current[0])
+        return array
+
+    StandInArray.on_copy = allocated
+    return types.SimpleNamespace(
+        cuda=types.SimpleNamespace(Device=Device),
+        empty=lambda shape, dtype=np.float64: allocated(np.empty(shape, dtype)),
+        zeros_like=lambda a: allocated(np.zeros(a.shape, a.dtype)),
+        asarray=lambda a, dtype=None: allocated(np.asarray(a, dtype)))
+
+
+def test_fused_players_allocate_every_buffer_on_their_own_gpu(monkeypatch):
+    """On cuda:1 (GPU 0 current, as in a fresh process), the flat parameters, gradients, Adam
+    moments and scalars, and the moments handed to an optimizer, are all made on GPU 1."""
+    import sys
+
+    from minigan import gan
+    from minigan.fast import step
+
+    allocations = []
+    monkeypatch.setitem(sys.modules, "cupy", stand_in_cupy(allocations))
+    G = gan.build_generator(gan.CONFIGS["reference"])
+    for p in G.parameters():
+        p.data = stand_in_gpu_array(p.data, 1)
+    player = step._FlatPlayer(G, "G", 2e-4, (0.5, 0.999), 1e-8)
+    assert len(allocations) == 5 and set(allocations) == {1}, allocations
+    for buffer in (player.params, player.grads, player.exp_avg, player.exp_avg_sq, player.adam_scalars):
+        assert buffer.device_id == 1
+    np.testing.assert_array_equal(player.param_views[0], G.parameters()[0].data)
+    opt = optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    allocations.clear()
+    player.store_adam(opt)  # a copy of each moment, for each parameter
+    player.load_adam(opt)  # fresh Adam scalars
+    assert len(allocations) == 2 * len(G.parameters()) + 1 and set(allocations) == {1}, allocations
+
+
+def stand_in_gpu_array(array, device_id):
+    array = np.array(array).view(StandInArray)
+    array.device_id = device_id
+    return array

@@ -15,7 +15,6 @@ never to the bias gradients (a GEMM with a ones vector, which should stay exact 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -43,13 +42,38 @@ def _loaded_cublas_paths():
     return sorted(paths)
 
 
+def _major_of(path):
+    """The CUDA major version in a libcublas file name (libcublas.so.13 -> 13), or None."""
+    suffix = os.path.basename(path).partition("libcublas.so.")[2]
+    major = suffix.split(".")[0]
+    return int(major) if major.isdigit() else None
+
+
+def _pathfinder_cublas():
+    """libcublas as cuda-pathfinder finds it (CuPy 14's own search: pip wheels, conda, CUDA_HOME)."""
+    try:
+        from cuda.pathfinder import load_nvidia_dynamic_lib
+    except ImportError:
+        return None
+    try:
+        return load_nvidia_dynamic_lib("cublas").abs_path
+    except Exception:  # not found: the other candidates say what was tried
+        return None
+
+
 def _candidate_paths(cuda_major):
-    yield from _loaded_cublas_paths()
-    yield f"libcublas.so.{cuda_major}"
-    found = ctypes.util.find_library("cublas")
-    if found:
+    """Where to look for libcublas, best first; only copies of CuPy's CUDA major.
+
+    A process may hold two libcublas, say torch's for CUDA 12 beside CuPy's for CUDA 13: the
+    one of CuPy's major comes first, and a copy of another major is never taken.
+    """
+    for path in _loaded_cublas_paths():
+        if _major_of(path) == cuda_major:
+            yield path
+    found = _pathfinder_cublas()
+    if found and _major_of(found) == cuda_major:
         yield found
-    yield "libcublas.so"
+    yield f"libcublas.so.{cuda_major}"
     # pip wheels (nvidia-cublas-cu12, or the CUDA 13 layout) and a toolkit install.
     for root in sys.path:
         for sub in ("nvidia/cublas/lib", f"nvidia/cu{cuda_major}/lib"):
@@ -80,7 +104,7 @@ def _declare(lib):
 
 
 def load_library():
-    """libcublas as a ctypes library, preferably the very copy CuPy uses."""
+    """libcublas as a ctypes library, preferably the very copy CuPy uses, of CuPy's CUDA major."""
     global _library
     if _library is not None:
         return _library
@@ -101,12 +125,28 @@ def load_library():
             return _library
         except (OSError, AttributeError):
             continue
-    raise RuntimeError(f"cuBLAS: could not load libcublas (tried {', '.join(tried)})")
+    raise RuntimeError(f"cuBLAS: libcublas.so.{cuda_major} is not installed (tried {', '.join(tried)}); "
+                       f"pip install 'cuda-toolkit[cublas]=={cuda_major}.*' installs it")
+
+
+# cublasStatus_t, from cublas_api.h.
+STATUS_NAMES = {0: "CUBLAS_STATUS_SUCCESS", 1: "CUBLAS_STATUS_NOT_INITIALIZED", 3: "CUBLAS_STATUS_ALLOC_FAILED",
+                7: "CUBLAS_STATUS_INVALID_VALUE", 8: "CUBLAS_STATUS_ARCH_MISMATCH", 11: "CUBLAS_STATUS_MAPPING_ERROR",
+                13: "CUBLAS_STATUS_EXECUTION_FAILED", 14: "CUBLAS_STATUS_INTERNAL_ERROR",
+                15: "CUBLAS_STATUS_NOT_SUPPORTED", 16: "CUBLAS_STATUS_LICENSE_ERROR"}
+
+
+class CublasError(RuntimeError):
+    """A cuBLAS call that returned a status other than CUBLAS_STATUS_SUCCESS."""
+
+    def __init__(self, call, status):
+        self.call, self.status = call, status
+        super().__init__(f"cuBLAS {call} failed: {STATUS_NAMES.get(status, 'unknown status')} ({status})")
 
 
 def _check(status, call):
     if status != 0:
-        raise RuntimeError(f"cuBLAS {call} failed with status {status}")
+        raise CublasError(call, status)
 
 
 def row_major_gemm(a_shape, b_shape, trans_a: bool, trans_b: bool):

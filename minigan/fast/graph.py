@@ -11,7 +11,7 @@ single launch. What makes the step capturable (the measurements are in docs/gpu.
 
 The first run at a given batch size is eager: it compiles the kernels and makes any lazily built
 buffers, which must not happen during capture. The second run is captured, then launched. If
-capture fails, the step falls back to eager for good, after one warning.
+capture or a launch fails, the step falls back to eager for good, after one warning.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ class StepGraph:
         self.stream = stream
         self.enabled = enabled
         self.graph = None
-        self.failed = False  # capture failed once: eager from now on
-        self.error = None  # why capture failed, one line
+        self.failed = False  # capture or a replay failed once: eager from now on
+        self.failed_at = None  # which of the two: "capture" or "replay"
+        self.error = None  # why it failed, one line
         self.last = None  # how the latest run ran: "graph" or "eager"
         self._key = None  # the batch size the graph (or warm-up) is for
         self._warm = False
@@ -63,15 +64,23 @@ class StepGraph:
             try:
                 self.graph = capture(step, self.stream)
             except Exception as error:
-                self.failed, self.error = True, f"{type(error).__name__}: {' '.join(str(error).split())}"
-                warnings.warn(f"CUDA graph capture of the training step failed ({self.error}); running the "
-                              f"step eagerly from now on", RuntimeWarning, stacklevel=4)
-                with self.stream:  # capture ran nothing, so this iteration still has to happen
-                    step()
-                self.last = "eager"
-                return
-        self.graph.launch(self.stream)
+                return self._fall_back(step, "capture", error)
+        try:
+            self.graph.launch(self.stream)
+        except Exception as error:  # a launch that fails enqueues nothing
+            return self._fall_back(step, "replay", error)
         self.last = "graph"
+
+    def _fall_back(self, step, what, error) -> None:
+        """Warn once, run this iteration eagerly (capture ran nothing; a failed launch queued
+        nothing), and stay eager from now on."""
+        self.failed, self.failed_at, self.graph = True, what, None
+        self.error = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        warnings.warn(f"CUDA graph {what} of the training step failed ({self.error}); running the "
+                      f"step eagerly from now on", RuntimeWarning, stacklevel=5)
+        with self.stream:
+            step()
+        self.last = "eager"
 
 
 class CudaStep:

@@ -21,6 +21,8 @@ captured into one CUDA graph (graph.py).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .. import backend, nn, optim
@@ -100,18 +102,26 @@ class _FlatPlayer:
                              f"the weights and biases of its Linear layers {shapes}")
         sizes = [int(np.prod(shape)) for shape in shapes]
         offsets = np.concatenate([[0], np.cumsum(sizes)])
-        self.params = xp.empty(int(offsets[-1]), dtype=self.dtype)
-        self.grads = xp.zeros_like(self.params)
         self.slices = [(int(a), int(b), shape) for a, b, shape in zip(offsets[:-1], offsets[1:], shapes)]
-        self.param_views, self.grad_views = self.views(self.params), self.views(self.grads)
-        for view, p in zip(self.param_views, params):
-            view[...] = p.data
+        # CuPy allocates on the *current* GPU, so every buffer is made with the players' GPU current.
+        with self.on_device():
+            self.params = xp.empty(int(offsets[-1]), dtype=self.dtype)
+            self.grads = xp.zeros_like(self.params)
+            self.param_views, self.grad_views = self.views(self.params), self.views(self.grads)
+            for view, p in zip(self.param_views, params):
+                view[...] = p.data
+            # Adam: two moment buffers like the parameters, and the step count etc. on the device.
+            self.exp_avg, self.exp_avg_sq = xp.zeros_like(self.params), xp.zeros_like(self.params)
+            self.adam_scalars = kernels.adam_scalars(xp, lr, betas, eps)
         self.weights, self.biases = self.param_views[0::2], self.param_views[1::2]
         self.weight_grads, self.bias_grads = self.grad_views[0::2], self.grad_views[1::2]
-        # Adam: two moment buffers like the parameters, and the step count etc. on the device.
-        self.exp_avg, self.exp_avg_sq = xp.zeros_like(self.params), xp.zeros_like(self.params)
-        self.adam_scalars = kernels.adam_scalars(xp, lr, betas, eps)
         self.adam_scratch = None if xp is not np else np.empty(kernels.ADAM_CHUNK, dtype=self.dtype)
+
+    def on_device(self):
+        """A context manager making the players' GPU the current one (nothing to do on the CPU)."""
+        if self.xp is np:
+            return contextlib.nullcontext()
+        return self.xp.cuda.Device(backend.parse_device(self.device)[1])
 
     @property
     def in_features(self):
@@ -168,17 +178,19 @@ class _FlatPlayer:
 
     def load_adam(self, opt: optim.Adam) -> None:
         """Continue from an optim.Adam over this player's parameters: moments, step count, settings."""
-        self.adam_scalars[...] = kernels.adam_scalars(self.xp, opt.lr, opt.betas, opt.eps)
-        self.adam_scalars[kernels.STEP] = opt.steps
-        for name, flat in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
-            for view, value in zip(self.views(flat), opt.state[name]):
-                view[...] = 0 if value is None else value
+        with self.on_device():
+            self.adam_scalars[...] = kernels.adam_scalars(self.xp, opt.lr, opt.betas, opt.eps)
+            self.adam_scalars[kernels.STEP] = opt.steps
+            for name, flat in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
+                for view, value in zip(self.views(flat), opt.state[name]):
+                    view[...] = 0 if value is None else value
 
     def store_adam(self, opt: optim.Adam) -> None:
         """Write the fused Adam state into an optim.Adam, so that it can be checkpointed."""
         opt.steps = int(self.adam_scalars[kernels.STEP])
-        for name, flat in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
-            opt.state[name] = [view.copy() for view in self.views(flat)]
+        with self.on_device():  # CuPy's copy() allocates on the current GPU
+            for name, flat in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
+                opt.state[name] = [view.copy() for view in self.views(flat)]
 
 
 class _NumpyLinearAlgebra:
@@ -429,10 +441,11 @@ class FusedTrainer:
 
     @property
     def mode(self) -> str:
-        """How iterations run here, in words: "NumPy", "CUDA graph", "eager" or "eager (capture failed: ...)"."""
+        """How iterations run here, in words: "NumPy", "CUDA graph", "eager" or "eager (CUDA graph capture
+        failed: ...)" ("replay failed" when a launch of the captured graph failed)."""
         if self.cuda is None:
             return "NumPy"
         runner = self.cuda.runner
         if runner.failed:
-            return f"eager (CUDA graph capture failed: {runner.error})"
+            return f"eager (CUDA graph {runner.failed_at} failed: {runner.error})"
         return "CUDA graph" if runner.enabled else "eager"
