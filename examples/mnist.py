@@ -7,8 +7,9 @@
 
 Every epoch it writes, under --out: checkpoint.npz (everything needed to continue exactly: both
 nets, both optimizers, the step, the epoch and the random states), then samples_epochNNN.png (an
-8×8 grid from fixed noise) and losses.png. It never overwrites another run's checkpoint. Ctrl-C
-or SIGTERM finishes the current iteration, writes a checkpoint and exits.
+8×8 grid from fixed noise) and losses.png. A run holds its --out folder (a .lock file) while it
+runs, and never overwrites another run's checkpoint: --overwrite removes the old run's files first.
+Ctrl-C or SIGTERM finishes the current iteration, writes a checkpoint and exits.
 
 The file reads top to bottom: settings, data, the two players, the loop, saving. One iteration is
 `gan.train_iteration` (Algorithm 1) or `gan.simultaneous_iteration` (the authors' update).
@@ -20,7 +21,6 @@ import argparse
 import dataclasses
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +31,9 @@ from minigan import Tensor, backend, cli, fast, gan, no_grad
 from minigan.checkpoint import (
     CheckpointError,
     load_run,
-    restore_generator,
+    read_choice,
+    read_generator,
+    read_int,
     restore_players,
     save_run,
 )
@@ -47,6 +49,10 @@ RUN_SETTINGS = ("config", "noise", "batch_size", "k", "loss", "update", "seed")
 POSITION = ("step", "epoch", "position", "interval_iterations")
 RESUME_KEYS = (*(f"meta.{key}" for key in RUN_SETTINGS + POSITION), "rng.trainer", "rng.cpu", "order",
                "interval_sums", *(f"history.{key}" for key in HISTORY_KEYS))
+# What --overwrite removes from --out: a run's checkpoints, its pictures, and what minigan.evaluate
+# and examples/paper_figures.py wrote beside them.
+RUN_FILES = ("checkpoint*.npz", ".checkpoint*.npz.*.tmp", "samples_*.png", "losses.png", "*evaluation*.json",
+             "figure2_*.png", "figure3_*.png")
 COLLAPSE_D_FAKE = 0.01  # mean D(G(z)) below this over a whole epoch: D rejects every fake
 
 
@@ -55,7 +61,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--config", choices=sorted(gan.CONFIGS),
                    help="reference (default): the common torch MNIST GAN; paper: the authors' maxout setup")
-    p.add_argument("--epochs", type=positive_int, help="train until this many epochs (default: 30 reference, 100 paper)")
+    p.add_argument("--epochs", type=positive_int,
+                   help="train until this many epochs (default: 30 reference, 100 paper)")
     p.add_argument("--batch-size", type=positive_int, help="m in Algorithm 1 (default: the config's)")
     p.add_argument("--k", type=positive_int, help="D steps per G step (default 1)")
     p.add_argument("--noise", choices=gan.NOISES, help="the prior p_z (default: the config's; paper uniform, "
@@ -88,12 +95,10 @@ def parse_args(argv=None):
 
 
 def settle(args, resumed):
-    """The run's settings: the checkpoint's when resuming (a flag that contradicts it is an
-    error), else the flags', else the config's defaults."""
+    """The run's settings: the checkpoint's when resuming (each checked; a flag that contradicts
+    one is an error), else the flags', else the config's defaults."""
     if resumed is not None:
-        stored = {key: resumed[f"meta.{key}"].item() for key in RUN_SETTINGS}
-        if stored["config"] not in gan.CONFIGS:
-            raise CheckpointError(f"checkpoint {args.resume} names an unknown config {stored['config']!r}")
+        stored = stored_settings(resumed, args.resume)
         for key, value in stored.items():
             given = getattr(args, key)
             if given is not None and given != value:
@@ -117,18 +122,193 @@ def settle(args, resumed):
     return config
 
 
+def stored_settings(resumed, path) -> dict:
+    """The settings a checkpoint keeps (RUN_SETTINGS), each checked: one line naming a bad key."""
+    return {"config": read_choice(resumed, "meta.config", path, gan.CONFIGS),
+            "noise": read_choice(resumed, "meta.noise", path, gan.NOISES),
+            "batch_size": read_int(resumed, "meta.batch_size", path, low=1),
+            "k": read_int(resumed, "meta.k", path, low=1),
+            "loss": read_choice(resumed, "meta.loss", path, gan.LOSSES),
+            "update": read_choice(resumed, "meta.update", path, gan.UPDATES),
+            "seed": read_int(resumed, "meta.seed", path, low=0, high=2**32)}
+
+
+def nothing_to_train(args, resumed) -> bool:
+    """Whether the checkpoint already stands at --epochs or --max-steps; if so, say that nothing is
+    trained and nothing written."""
+    step, epoch = read_int(resumed, "meta.step", args.resume), read_int(resumed, "meta.epoch", args.resume)
+    if epoch >= args.epochs:
+        reached = f"--epochs {args.epochs}: raise --epochs to train further"
+    elif args.max_steps and step >= args.max_steps:
+        reached = f"--max-steps {args.max_steps}: raise --max-steps, or drop it, to train further"
+    else:
+        return False
+    print(f"nothing to train: {args.resume} stands at epoch {epoch}, step {step}, already at {reached}; "
+          f"nothing was written")
+    return True
+
+
+def choose_engine(args, config) -> str:
+    """"autograd" (the readable path) or "fused" (hand-fused kernels), from --engine; see minigan/fast."""
+    try:
+        return fast.resolve_engine(args.engine, device=args.device, config_name=config.name, update=args.update)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.device == "cpu":
+        cli.warn_if_cores_busy()
+    resumed = load_run(args.resume, RESUME_KEYS, "examples/mnist.py") if args.resume else None
+    config = settle(args, resumed)
+    if resumed is not None and nothing_to_train(args, resumed):
+        return 0
+    engine = choose_engine(args, config)
+    cli.check_output_dir(args.out)
+    with cli.FolderLock(args.out):
+        check_out_dir(args.out, args.resume, args.overwrite)
+        return train(args, config, engine, resumed)
+
+
+def train(args, config, engine, resumed) -> int:
+    m, k, loss, out, device = args.batch_size, args.k, args.loss, args.out, args.device
+
+    # --- data: the first `train_images` MNIST training digits, as rows scaled to the config's range
+    pixels, data = load_training_data(config, args.data_dir, device)
+    if len(data) < k * m:
+        raise SystemExit(f"error: {len(data)} training images are fewer than one iteration needs (k·m = {k * m})")
+    iterations_per_epoch = len(data) // (k * m)
+
+    # --- the two players, their optimizers, and the run's random streams
+    backend.manual_seed(args.seed)
+    G = gan.build_generator(config, pixel_mean=pixels.mean(axis=0), device=device)
+    D = gan.build_discriminator(config, device=device)
+    opt_G, opt_D = gan.build_optimizers(config, G, D)
+    players = {"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D}
+    fixed_noise = gan.sample_noise(config, 64, np.random.default_rng(args.seed + 1), device=device)
+    log = LossLog()
+    if resumed is None:
+        at, rng = Progress(), np.random.default_rng(args.seed)  # rng: noise and minibatch order, on the host
+    else:
+        at, rng = restore(resumed, args.resume, players, log, config, iterations_per_epoch, len(data), device)
+    iteration = fast.make_iteration(engine, G, D, opt_G, opt_D, k=k, loss=loss, update=args.update,
+                                    graph=not args.no_graph, tf32=args.tf32)
+
+    def sample_noise():
+        return gan.sample_noise(config, m, rng, device=device)
+
+    if args.overwrite:
+        clear_old_run(out)
+    print(f"minigan GAN, config {config.name}: {len(data)} images, m={m}, k={k}, {loss} G loss, {args.update} "
+          f"update, {iterations_per_epoch} iterations/epoch, device {device}, {engine} engine")
+    written, epoch_times = [], []
+    with Interrupt(out) as interrupt:
+        def stop() -> bool:
+            return at.epoch >= args.epochs or bool(args.max_steps and at.step >= args.max_steps) or interrupt.requested
+
+        while not stop():
+            started = time.perf_counter()
+            if at.position == 0:  # a new epoch: a new order of the training digits
+                at.order = backend.to_device(rng.permutation(len(data)), device)
+            sample_data = Minibatches(data, at.order, first=at.position * k, m=m)
+            with tqdm(total=iterations_per_epoch, initial=at.position, desc=f"epoch {at.epoch + 1}/{args.epochs}",
+                      leave=False, dynamic_ncols=True) as bar:
+                while at.position < iterations_per_epoch and not stop():
+                    # One iteration of the game, then the config's learning-rate schedule (paper only).
+                    stats = iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
+                    gan.apply_schedule(config, opt_G, opt_D, at.epoch + 1, d_updates=k)
+                    log.add(stats)
+                    at.step, at.position = at.step + 1, at.position + 1
+                    bar.update(1)
+                    if at.step % args.log_every == 0 or at.position == iterations_per_epoch:
+                        bar.set_postfix(log.record(at.step, out))
+            if log.iterations:
+                log.means(at.step, out)  # never save a run whose last iterations went non-finite
+            if at.position == iterations_per_epoch:  # the epoch's end
+                at.epoch, at.position = at.epoch + 1, 0
+                epoch_times.append(time.perf_counter() - started)
+                warn_if_collapsed(log.history, at.step - iterations_per_epoch, at.epoch)
+            interrupt.saving = True
+            written = save(out, args, config, players, iteration, at, log, rng, fixed_noise)
+            interrupt.saving = False
+            report_progress(log.history, at, iterations_per_epoch, epoch_times)
+
+    if interrupt.requested:
+        print(f"interrupted at step {at.step}; checkpoint written to {out / 'checkpoint.npz'}; "
+              f"continue with --resume {out / 'checkpoint.npz'}")
+        return 128 + interrupt.signal  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
+    per_epoch = f"{np.mean(epoch_times):.1f} s/epoch" if epoch_times else "no full epoch"
+    print(f"done: {at.step} iterations, {at.epoch} epochs, {per_epoch}, ran on: {iteration.description}; "
+          f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+# --- the pieces main() and train() call, in the order they call them -----------------------------
+
 def check_out_dir(out: Path, resume, overwrite: bool) -> None:
-    """Before any work: --out must be a writable folder that holds no other run's checkpoint."""
+    """Before any work, with the folder held: --out holds no other run's checkpoint (unless
+    --overwrite), and --overwrite never removes the run that --resume continues."""
     existing = out / "checkpoint.npz"
     continuing = resume is not None and existing.exists() and existing.resolve() == Path(resume).resolve()
+    if continuing and overwrite:
+        raise SystemExit(f"error: --overwrite would remove the run that --resume continues ({existing}); "
+                         f"drop --overwrite, or write the continued run to another --out")
     if existing.exists() and not (continuing or overwrite):
         raise SystemExit(f"error: {out} already holds a run ({existing}); continue it with --resume {existing}, "
                          f"replace it with --overwrite, or choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out).close()
-    except OSError as error:
-        raise SystemExit(f"error: cannot write to --out {out}: {error.strerror or error}") from None
+
+
+def load_training_data(config, data_dir, device):
+    """(pixels in [0, 1] on the host, the training rows in the config's range on the device)."""
+    images, _ = load_mnist("train", data_dir=data_dir)
+    pixels = images[: config.train_images].reshape(-1, 784).astype(np.float32) / 255
+    low, high = config.data_range
+    return pixels, backend.to_device(pixels * (high - low) + low, device)
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where a run stands: iterations done, epochs done, iterations done in the current epoch, and
+    that epoch's order of the training rows (None before its first minibatch)."""
+
+    step: int = 0
+    epoch: int = 0
+    position: int = 0
+    order: object = None
+
+
+def restore(resumed, path, players, log, config, iterations_per_epoch: int, rows: int, device):
+    """(Progress, the run's random generator) from a checkpoint, with the players' weights and
+    optimizer states, the loss history and the CPU generator loaded. Every value is checked before
+    use: a bad one is one CheckpointError line naming its key."""
+    restore_players(resumed, players, path, config.name)
+    at = Progress(step=read_int(resumed, "meta.step", path), epoch=read_int(resumed, "meta.epoch", path),
+                  position=read_int(resumed, "meta.position", path, high=iterations_per_epoch))
+    if at.position:
+        order = resumed["order"]
+        if order.shape != (rows,) or order.dtype.kind not in "iu" or not np.array_equal(np.sort(order),
+                                                                                         np.arange(rows)):
+            raise CheckpointError(f"checkpoint {path}: order is not an order of the {rows} training images "
+                                  f"({order.dtype} of shape {order.shape})")
+        at.order = backend.to_device(order, device)
+    rng = read_generator(resumed, "rng.trainer", path)
+    backend.set_generator("cpu", read_generator(resumed, "rng.cpu", path))
+    log.restore(resumed, path, at, device)
+    print(f"resumed from {path}: epoch {at.epoch}, step {at.step}")
+    return at, rng
+
+
+def clear_old_run(out: Path) -> None:
+    """--overwrite: remove the files of the run in `out` (RUN_FILES), and say what was removed and kept."""
+    old = sorted({path for pattern in RUN_FILES for path in out.glob(pattern) if path.is_file()})
+    for path in old:
+        path.unlink()
+    kept = sorted(path.name for path in out.iterdir() if path.name != cli.LOCK_NAME)
+    if old or kept:
+        names = ", ".join(kept[:5]) + (", ..." if len(kept) > 5 else "")
+        print(f"--overwrite: removed the old run's {len(old)} files from {out}"
+              + (f"; kept {len(kept)} that are not a run's: {names}" if kept else ""))
 
 
 class Interrupt:
@@ -159,18 +339,17 @@ class Interrupt:
             signal.signal(sig, handler)
 
 
-def load_training_data(config, data_dir, device):
-    """(pixels in [0, 1] on the host, the training rows in the config's range on the device)."""
-    images, _ = load_mnist("train", data_dir=data_dir)
-    pixels = images[: config.train_images].reshape(-1, 784).astype(np.float32) / 255
-    low, high = config.data_range
-    return pixels, backend.to_device(pixels * (high - low) + low, device)
+class Minibatches:
+    """Algorithm 1's "sample a minibatch of m examples" for one epoch: each call returns the next m
+    rows of `data` in `order`, starting from minibatch number `first`."""
 
+    def __init__(self, data, order, first: int, m: int):
+        self.data, self.order, self.next, self.m = data, order, first, m
 
-def minibatches(data, order, first: int, m: int):
-    """The epoch's minibatches of m rows, in `order`, from minibatch number `first` on."""
-    for start in range(first * m, len(order) - m + 1, m):
-        yield Tensor(data[order[start:start + m]])
+    def __call__(self) -> Tensor:
+        start = self.next * self.m
+        self.next += 1
+        return Tensor(self.data[self.order[start:start + self.m]])
 
 
 class LossLog:
@@ -185,7 +364,6 @@ class LossLog:
 
     def add(self, stats):
         xp = backend.array_module(stats["d_loss"])
-        mean_d = lambda logits: Tensor(logits).sigmoid().data.mean()  # mean D = mean σ(logit)
         values = xp.stack([stats["d_loss"], stats["g_loss"],
                            mean_d(stats["d_real_logits"]), mean_d(stats["d_fake_logits"])])
         self.sums = values if self.sums is None else self.sums + values
@@ -199,124 +377,57 @@ class LossLog:
                                      f"stopped without overwriting the last checkpoint in {out}")
         return means
 
-    def record(self, step, out):
+    def record(self, step, out) -> dict:
+        """Close the interval: append its means to the history; return them for the progress bar."""
         row = [step, *self.means(step, out)]
         self.sums, self.iterations = None, 0
         for key, value in zip(HISTORY_KEYS, row):
             self.history[key].append(value)
-        return row
+        return {"D": f"{row[1]:.3f}", "G": f"{row[2]:.3f}", "Dx": f"{row[3]:.2f}", "DGz": f"{row[4]:.2f}"}
 
     def arrays(self):
         return {"interval_sums": backend.to_numpy(self.sums) if self.iterations else np.zeros(4),
                 **{f"history.{key}": np.asarray(values) for key, values in self.history.items()}}
 
-    def restore(self, resumed, device):
-        self.history = {key: list(resumed[f"history.{key}"]) for key in HISTORY_KEYS}
-        self.iterations = int(resumed["meta.interval_iterations"])
-        self.sums = backend.to_device(resumed["interval_sums"], device) if self.iterations else None
+    def restore(self, resumed, path, at: Progress, device):
+        """The history and the open interval from a checkpoint, checked: records of equal length,
+        no more open iterations than the epoch has run, finite sums."""
+        history = {key: resumed[f"history.{key}"] for key in HISTORY_KEYS}
+        for key, values in history.items():
+            if values.ndim != 1 or values.dtype.kind not in "iuf" or len(values) != len(history["step"]):
+                raise CheckpointError(f"checkpoint {path}: history.{key} ({values.dtype} of shape {values.shape}) "
+                                      f"is not a list of {len(history['step'])} numbers like history.step")
+        self.history = {key: list(values) for key, values in history.items()}
+        self.iterations = read_int(resumed, "meta.interval_iterations", path, high=at.position + 1)
+        sums = resumed["interval_sums"]
+        if sums.shape != (4,) or sums.dtype.kind != "f" or not np.all(np.isfinite(sums)):
+            raise CheckpointError(f"checkpoint {path}: interval_sums should be 4 finite numbers, "
+                                  f"but holds {sums.dtype} of shape {sums.shape}")
+        self.sums = backend.to_device(sums, device) if self.iterations else None
 
 
-def save(out, players, meta, arrays, generators, G, fixed_noise, config, history):
+def mean_d(logits):
+    """The mean of D's outputs, from its logits: D = σ(logit)."""
+    return Tensor(logits).sigmoid().data.mean()
+
+
+def save(out, args, config, players, iteration, at: Progress, log, rng, fixed_noise):
     """The checkpoint first (it is what a crash would cost), then the pictures: a grid per epoch,
     or per step when the run stops inside an epoch."""
-    written = save_run(out / "checkpoint.npz", players, meta, arrays, generators)
+    iteration.sync()  # the fused engine's weights and Adam state back into G, D and the optimizers
+    meta = {**{key: getattr(args, key) for key in RUN_SETTINGS}, "step": at.step, "epoch": at.epoch,
+            "position": at.position, "interval_iterations": log.iterations}
+    order = backend.to_numpy(at.order) if at.position else np.zeros(0, np.int64)
+    written = save_run(out / "checkpoint.npz", players, meta, {"order": order, **log.arrays()},
+                       {"trainer": rng, "cpu": backend.generator("cpu")})
+    G = players["G"]
     with no_grad():
         G.eval()
         samples = G(fixed_noise).numpy()
         G.train()
-    grid = f"samples_epoch{meta['epoch']:03d}.png" if meta["position"] == 0 else f"samples_step{meta['step']:06d}.png"
+    grid = f"samples_epoch{at.epoch:03d}.png" if at.position == 0 else f"samples_step{at.step:06d}.png"
     return [written, save_image_grid(out / grid, samples, value_range=config.data_range),
-            save_loss_curves(out / "losses.png", history, title=f"minigan {config.name}")]
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    resumed = load_run(args.resume, RESUME_KEYS, "examples/mnist.py") if args.resume else None
-    config = settle(args, resumed)
-    m, k, loss, update, out, device = args.batch_size, args.k, args.loss, args.update, args.out, args.device
-    try:
-        engine = fast.resolve_engine(args.engine, device=device, config_name=config.name, update=update)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
-    check_out_dir(out, args.resume, args.overwrite)
-
-    # --- data: the first `train_images` MNIST training digits, as rows scaled to the config's range
-    pixels, data = load_training_data(config, args.data_dir, device)
-    if len(data) < k * m:
-        raise SystemExit(f"error: {len(data)} training images are fewer than one iteration needs (k·m = {k * m})")
-    iterations_per_epoch = len(data) // (k * m)
-
-    # --- the two players, their optimizers, and the run's random streams
-    backend.manual_seed(args.seed)
-    G = gan.build_generator(config, pixel_mean=pixels.mean(axis=0), device=device)
-    D = gan.build_discriminator(config, device=device)
-    opt_G, opt_D = gan.build_optimizers(config, G, D)
-    players = {"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D}
-    rng = np.random.default_rng(args.seed)  # noise and minibatch order, drawn on the host
-    fixed_noise = gan.sample_noise(config, 64, np.random.default_rng(args.seed + 1), device=device)
-    step, epoch, position, order, log = 0, 0, 0, None, LossLog()
-    if resumed is not None:
-        restore_players(resumed, players, args.resume, config.name)
-        step, epoch, position = (int(resumed[f"meta.{key}"]) for key in ("step", "epoch", "position"))
-        rng = restore_generator(resumed["rng.trainer"])
-        backend.set_generator("cpu", restore_generator(resumed["rng.cpu"]))
-        order = backend.to_device(resumed["order"], device) if position else None
-        log.restore(resumed, device)
-        print(f"resumed from {args.resume}: epoch {epoch}, step {step}")
-
-    iteration = (fast.FusedIteration(G, D, opt_G, opt_D, k=k, loss=loss, graph=not args.no_graph, tf32=args.tf32)
-                 if engine == "fused" else gan.UPDATES[update])
-    sample_noise = lambda: gan.sample_noise(config, m, rng, device=device)
-
-    print(f"minigan GAN, config {config.name}: {len(data)} images, m={m}, k={k}, {loss} G loss, {update} update, "
-          f"{iterations_per_epoch} iterations/epoch, device {device}, {engine} engine")
-    written, epoch_times = [], []
-    with Interrupt(out) as interrupt:
-        while epoch < args.epochs and not (args.max_steps and step >= args.max_steps) and not interrupt.requested:
-            started = time.perf_counter()
-            if position == 0:
-                order = backend.to_device(rng.permutation(len(data)), device)
-            sample_data = minibatches(data, order, position * k, m).__next__
-            with tqdm(total=iterations_per_epoch, initial=position, desc=f"epoch {epoch + 1}/{args.epochs}",
-                      leave=False, dynamic_ncols=True) as bar:
-                while position < iterations_per_epoch:
-                    # One iteration of the game, then the config's learning-rate schedule (paper only).
-                    stats = iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
-                    gan.apply_schedule(config, opt_G, opt_D, epoch + 1, d_updates=k)
-                    log.add(stats)
-                    step, position = step + 1, position + 1
-                    bar.update(1)
-                    if step % args.log_every == 0 or position == iterations_per_epoch:
-                        row = log.record(step, out)
-                        bar.set_postfix(D=f"{row[1]:.3f}", G=f"{row[2]:.3f}", Dx=f"{row[3]:.2f}", DGz=f"{row[4]:.2f}")
-                    if interrupt.requested or (args.max_steps and step >= args.max_steps):
-                        break
-            if log.iterations:
-                log.means(step, out)  # never save a run whose last iterations went non-finite
-            if position == iterations_per_epoch:
-                epoch, position = epoch + 1, 0
-                epoch_times.append(time.perf_counter() - started)
-                warn_if_collapsed(log.history, step - iterations_per_epoch, epoch)
-            if hasattr(iteration, "sync"):  # bring the fused step's weights and Adam state home
-                iteration.sync()
-            meta = {"config": config.name, "noise": config.noise, "batch_size": m, "k": k, "loss": loss, "update": update, "seed": args.seed,
-                    "step": step, "epoch": epoch, "position": position, "interval_iterations": log.iterations}
-            order_array = backend.to_numpy(order) if position else np.zeros(0, np.int64)
-            interrupt.saving = True
-            written = save(out, players, meta, {"order": order_array, **log.arrays()},
-                           {"trainer": rng, "cpu": backend.generator("cpu")}, G, fixed_noise, config, log.history)
-            interrupt.saving = False
-            report_progress(log.history, step, epoch, position, iterations_per_epoch, epoch_times)
-
-    if interrupt.requested:
-        print(f"interrupted at step {step}; checkpoint written to {out / 'checkpoint.npz'}; "
-              f"continue with --resume {out / 'checkpoint.npz'}")
-        return 128 + interrupt.signal  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
-    per_epoch = f"{np.mean(epoch_times):.1f} s/epoch" if epoch_times else "no full epoch"
-    ran_on = iteration.description if engine == "fused" else "autograd"
-    print(f"done: {step} iterations, {epoch} epochs, {per_epoch}, ran on: {ran_on}; "
-          f"wrote {', '.join(str(p) for p in written)}")
-    return 0
+            save_loss_curves(out / "losses.png", log.history, title=f"minigan {config.name}")]
 
 
 def warn_if_collapsed(history, epoch_start_step, epoch):
@@ -335,7 +446,8 @@ def warn_if_collapsed(history, epoch_start_step, epoch):
                    f"(D rejects every sample, so G learns almost nothing)")
 
 
-def report_progress(history, step, epoch, position, iterations_per_epoch, epoch_times):
+def report_progress(history, at: Progress, iterations_per_epoch, epoch_times):
+    step, epoch, position = at.step, at.epoch, at.position
     where = f"epoch {epoch}" if position == 0 else f"step {step} (epoch {epoch + 1}, {position}/{iterations_per_epoch})"
     took = f", {epoch_times[-1]:.1f} s" if position == 0 and epoch_times else ""
     if not history["step"]:

@@ -32,13 +32,47 @@ def save_checkpoint(path, arrays: dict) -> Path:
 def load_checkpoint(path) -> dict[str, np.ndarray]:
     """Read every array of a checkpoint into memory, or raise one-line CheckpointError."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        hint = f"; did you mean {path / 'checkpoint.npz'}?" if (path / "checkpoint.npz").is_file() else ""
+        raise CheckpointError(f"checkpoint {path} is a folder, not a .npz file{hint}")
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
+    not_npz = _not_npz(head)
+    if not_npz:
+        raise CheckpointError(f"checkpoint {path} {not_npz}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a minigan .npz file ({error})") from None
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # an array of Python objects inside the archive
+            raise CheckpointError(f"checkpoint {path} holds an array of Python objects; a minigan checkpoint "
+                                  f"holds plain number and text arrays only") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt: {' '.join(str(error).split())}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as error:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: not a complete .npz archive "
+                              f"({' '.join(str(error).split())})") from None
+
+
+def _not_npz(head: bytes) -> str | None:
+    """What a file that starts with `head` is, when that is plainly not a .npz (zip) archive; else None.
+
+    np.load would take any such file for a pickle and say so; the first bytes say better."""
+    if head.startswith(b"PK"):
+        return None
+    if not head:
+        return "is empty, not a .npz file"
+    kinds = {b"\x93NUMPY": "a single .npy array", b"\x89PNG": "a PNG image", b"\x1f\x8b": "a gzip file"}
+    for magic, kind in kinds.items():
+        if head.startswith(magic):
+            return f"is {kind}, not a .npz file"
+    if all(32 <= byte < 127 or byte in b"\t\n\r" for byte in head):
+        return f"is a text file (it starts with {head.decode('ascii').strip()[:8]!r}), not a .npz file"
+    return f"is not a .npz file (it starts with bytes {head[:4].hex(' ')})"
 
 
 def split_prefix(arrays: dict, prefix: str) -> dict:
@@ -81,10 +115,6 @@ def save_run(path, players: dict, meta: dict, arrays: dict, generators: dict) ->
 def load_run(path, required: tuple[str, ...], writer: str) -> dict[str, np.ndarray]:
     """A checkpoint that holds every key in `required` (else a one-line CheckpointError naming
     what is missing and that `writer` did not write it)."""
-    path = Path(path)
-    if path.is_dir():
-        hint = f"; did you mean {path / 'checkpoint.npz'}?" if (path / "checkpoint.npz").is_file() else ""
-        raise CheckpointError(f"checkpoint {path} is a folder, not a .npz file{hint}")
     run = load_checkpoint(path)
     missing = [key for key in required if key not in run]
     if missing:
@@ -92,10 +122,67 @@ def load_run(path, required: tuple[str, ...], writer: str) -> dict[str, np.ndarr
     return run
 
 
+# --- reading values back: each one checked before use, or one line naming its key ---------------
+
+def _describe(value: np.ndarray) -> str:
+    return f"{value.item()!r}" if value.size == 1 else f"an array of shape {value.shape}"
+
+
+def read_int(run: dict, key: str, path, low: int = 0, high: int | None = None) -> int:
+    """run[key] as an int in [low, high) (high None: no upper bound), else CheckpointError."""
+    value = np.asarray(run[key])
+    if value.shape != () or value.dtype.kind not in "iu":
+        raise CheckpointError(f"checkpoint {path}: {key} should be an integer, but holds {value.dtype} "
+                              f"{_describe(value)}")
+    number = int(value)
+    if number < low or (high is not None and number >= high):
+        bounds = f"≥ {low}" if high is None else f"in [{low}, {high})"
+        raise CheckpointError(f"checkpoint {path}: {key} = {number}, but it must be {bounds}")
+    return number
+
+
+def read_choice(run: dict, key: str, path, choices) -> str:
+    """run[key] as a string among `choices`, else CheckpointError."""
+    value = np.asarray(run[key])
+    if value.shape != () or value.dtype.kind != "U" or str(value) not in choices:
+        raise CheckpointError(f"checkpoint {path}: {key} is {_describe(value)}; known: {', '.join(sorted(choices))}")
+    return str(value)
+
+
+def read_generator(run: dict, key: str, path) -> np.random.Generator:
+    """The random generator stored under `key`, else CheckpointError."""
+    try:
+        return restore_generator(run[key])
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"checkpoint {path}: {key} is not a random generator's state "
+                              f"({type(error).__name__}: {' '.join(str(error).split())})") from None
+
+
+def check_numbers(state: dict, expected: dict, prefix: str, path) -> None:
+    """Each array of a player's `state` is a number array that `load_state_dict` can take as it is:
+    where the player's own state (`expected`) holds integers (a step count), an integer ≥ 0; every
+    other array floating point and finite. Shapes are left to `load_state_dict`."""
+    for name, value in state.items():
+        key, value = prefix + name, np.asarray(value)
+        want = expected.get(name)
+        if want is not None and np.asarray(want).dtype.kind in "iu":
+            if value.dtype.kind not in "iu" or np.any(value < 0):
+                raise CheckpointError(f"checkpoint {path}: {key} should be an integer ≥ 0, "
+                                      f"but holds {value.dtype} {_describe(value)}")
+        elif value.dtype.kind != "f":
+            raise CheckpointError(f"checkpoint {path}: {key} should be floating point, but holds {value.dtype}")
+        elif not np.all(np.isfinite(value)):
+            raise CheckpointError(f"checkpoint {path}: {key} holds NaN or infinite values; the run diverged, "
+                                  f"resume from an earlier checkpoint")
+
+
 def restore_players(run: dict, players: dict, path, model: str) -> None:
-    """Load each player's state from `run`, or raise one line naming the mismatch with `model`."""
+    """Load each player's state from `run`, or raise one line naming the mismatch with `model`:
+    a missing or unexpected key, a shape, a dtype, a non-finite weight."""
     try:
         for name, player in players.items():
-            player.load_state_dict(split_prefix(run, f"{name}."))
+            state = split_prefix(run, f"{name}.")
+            check_numbers(state, player.state_dict(), f"{name}.", path)
+            player.load_state_dict(state)
     except ValueError as error:
         raise CheckpointError(f"checkpoint {path} does not fit the {model} model: {error}") from None

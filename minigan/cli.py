@@ -128,6 +128,88 @@ def check_output_file(path, what: str = "--out") -> Path:
     return path
 
 
+# --- one run per output folder --------------------------------------------------------------------
+
+LOCK_NAME = ".lock"
+
+
+def _lock_holder(lock: Path) -> tuple[int | None, str, str]:
+    """(pid, host, text) from a lock file; pid None when the file is unreadable or not ours."""
+    try:
+        text = lock.read_text().strip()
+    except OSError:
+        return None, "", ""
+    fields = dict(field.split("=", 1) for field in text.split() if "=" in field)
+    pid = fields.get("pid", "")
+    return (int(pid) if pid.isdigit() else None), fields.get("host", ""), text
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+class FolderLock:
+    """Holds an output folder for one run: FOLDER/.lock, made with O_CREAT|O_EXCL, holds the pid and
+    host of its run, and is removed when the run ends however it ends (a `with` block).
+
+    A second run into a held folder raises SystemExit with one line naming the holder. A lock left
+    by a run that died (its pid no longer runs on this host) is stale: it is taken over, with one
+    line that says so. A lock from another host cannot be checked and is never taken over.
+    """
+
+    def __init__(self, folder, what: str = "--out", stream=None):
+        self.folder, self.what, self.stream = Path(folder), what, stream
+        self.lock, self.mine = self.folder / LOCK_NAME, None
+
+    def __enter__(self):
+        for _ in range(3):  # a stale lock taken over, then perhaps a race with another run
+            if self._create():
+                return self
+            pid, host, text = _lock_holder(self.lock)
+            if pid is None and not text and not self.lock.exists():
+                continue  # released between our attempt and our look: try again
+            here = host == _host()
+            if pid is not None and here and pid != os.getpid() and not _alive(pid):
+                print(f"note: {self.what} {self.folder} was held by pid {pid}, which is no longer running; "
+                      f"taking it over", file=self.stream or sys.stderr)
+                if _lock_holder(self.lock)[2] == text:  # still that stale lock, not a newer one
+                    self.lock.unlink(missing_ok=True)
+                continue
+            holder = f"pid {pid} on {host or 'an unknown host'}" if pid is not None else "an unknown process"
+            raise SystemExit(f"error: {self.what} {self.folder} is in use by another run ({holder}; lock {self.lock}); "
+                             f"wait for it to finish or choose another {self.what}"
+                             + ("" if here else f"; if no run is writing there, delete {self.lock}"))
+        raise SystemExit(f"error: could not take the lock {self.lock}: other runs keep taking it")
+
+    def _create(self) -> bool:
+        try:
+            fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as error:
+            raise SystemExit(f"error: cannot write to {self.what} {self.folder}: {error.strerror or error}") from None
+        self.mine = f"pid={os.getpid()} host={_host()} started={time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
+        with os.fdopen(fd, "w") as f:
+            f.write(self.mine)
+        return True
+
+    def __exit__(self, *exc):
+        # Remove the lock only if it is still ours (never one another run took over).
+        if self.mine is not None and _lock_holder(self.lock)[2] == self.mine.strip():
+            self.lock.unlink(missing_ok=True)
+        self.mine = None
+
+
+def _host() -> str:
+    return os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+
+
 # --- one line per expected failure -----------------------------------------------------------------
 
 def one_line(error: BaseException) -> str:

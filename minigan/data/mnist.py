@@ -7,6 +7,8 @@ in the checkout (<repo root>/data/mnist, when the package runs from a checkout t
 the user cache (~/.cache/minigan/mnist, or $XDG_CACHE_HOME/minigan/mnist). The first directory
 that holds the split's files wins; each file may be gzipped (NAME.gz) or raw (NAME). Only when
 none does is the split downloaded, into `data_dir`, else $MINIGAN_DATA, else the user cache.
+When the folder given (`data_dir`, else $MINIGAN_DATA) lacks the split and a later one has it,
+a note on stderr names the folder used; a file given as the folder is an error.
 
 Every file is checked on every load, by the length and SHA-256 of its *decompressed* content
 (the .gz bytes vary with how a mirror compressed them; the IDX content does not). Anything that
@@ -17,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import math
 import os
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -70,7 +74,15 @@ def load_mnist(split: str = "train", data_dir=None, download: bool = True) -> tu
     true, downloads it into `data_dir`, else $MINIGAN_DATA, else the user cache.
     """
     names = _file_names(split)
+    given, flag = (data_dir, "--data-dir") if data_dir else (os.environ.get("MINIGAN_DATA"), "MINIGAN_DATA")
+    if given and Path(given).expanduser().exists() and not Path(given).expanduser().is_dir():
+        raise MNISTError(f"{flag} {given} is a file, not a folder: give the folder that holds "
+                         f"{', '.join(name + '.gz' for name in names)}")
     directory = find_mnist(data_dir, split)
+    if given and directory is not None and directory != Path(given).expanduser():
+        # Not silent: the folder given does not hold the split, and another one does.
+        state = "does not exist" if not Path(given).expanduser().exists() else f"lacks the {split} split"
+        print(f"note: {flag} {given} {state}; using the MNIST copy in {directory}", file=sys.stderr)
     if directory is None:
         directory = download_dir(data_dir)
         advice = (f"put {', '.join(name + '.gz' for name in names)} in {directory}, "
@@ -220,6 +232,7 @@ def _check_content(data: bytes, name: str, source: str) -> bytes:
     except IDXError as err:
         raise MNISTError(f"MNIST file {err}") from err
     _check_kind(content, name, source)
+    _check_count(content, name, source)
     if len(content) != expected_size:
         problem = "truncated" if len(content) < expected_size else "too long"
         raise MNISTError(f"MNIST file {source} is {problem}: expected {expected_size} bytes "
@@ -248,6 +261,36 @@ def _check_kind(content: bytes, name: str, source: str) -> None:
     text = describe_text(content)
     reason = text or f"starts with bytes {content[:4].hex(' ')} — not an IDX file"
     raise _WrongKind(f"MNIST file {source} {reason}")
+
+
+def _expected_count(name: str, content: bytes) -> int | None:
+    """How many items (images or labels) the file `name` holds, from its EXPECTED size and the
+    per-item size that `content`'s IDX header gives; None when the header is too short to say."""
+    ndim = content[3]
+    header = 4 + 4 * ndim
+    if len(content) < header:
+        return None
+    item = IDX_DTYPES[content[2]].itemsize * math.prod(np.frombuffer(content, ">u4", count=ndim - 1, offset=8).tolist())
+    return (EXPECTED[name][0] - header) // item if item else None
+
+
+def _check_count(content: bytes, name: str, source: str) -> None:
+    """Say so when the IDX header's item count is not the count `name` promises (60000 for train,
+    10000 for t10k): most often the train and test files swapped, which the length check would
+    call truncated."""
+    if len(content) < 8:
+        return
+    count = int.from_bytes(content[4:8], "big")
+    expected = _expected_count(name, content)
+    if expected is None or count == expected:
+        return
+    kind = "images" if "-images-" in name else "labels"
+    split, other = ("train", "t10k") if name.startswith("train") else ("t10k", "train")
+    other_name = name.replace(split, other, 1)
+    swapped = other_name in EXPECTED and count == _expected_count(other_name, content)
+    why = (f"it holds the {other} file's {count} {kind}: are the train and test files swapped?" if swapped else
+           f"its header says {count} {kind}")
+    raise _WrongKind(f"MNIST file {source} should hold the {split} split's {expected} {kind}, but {why}")
 
 
 def _file_names(split: str | None) -> tuple[str, ...]:

@@ -1,12 +1,13 @@
 """Choosing the engine, and the fused step as a drop-in for gan.train_iteration, with its fallback.
 
     engine = fast.resolve_engine(requested="auto", device="cuda", config_name="reference", update="alternating")
-    if engine == "fused":
-        iterate = fast.FusedIteration(G, D, opt_G, opt_D, k=k, loss=loss, graph=True, tf32=False)
-    else:
-        iterate = gan.train_iteration
-    stats = iterate(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k, loss)
-    iterate.sync()  # before a checkpoint: weights and Adam state back into G, D and the optimizers
+    iterate = fast.make_iteration(engine, G, D, opt_G, opt_D, k=k, loss=loss)  # update="alternating"
+    stats = iterate(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
+    iterate.sync()  # before a checkpoint: the weights and Adam state in G, D and the optimizers
+    print(iterate.description)  # "autograd", "fused, CUDA graph", ...
+
+Both engines' iterations have that interface: AutogradIteration calls gan.UPDATES[update] and has
+nothing to sync; FusedIteration keeps the weights in its own buffers until sync() copies them back.
 
 FusedIteration builds its FusedTrainer on the first call. If building it (loading cuBLAS, making
 a handle, compiling a kernel) or that first step fails, it says so in one warning and hands every
@@ -51,6 +52,38 @@ def resolve_engine(requested: str = "auto", device="cpu", config_name: str = "re
     return requested
 
 
+def make_iteration(engine: str, G, D, opt_G, opt_D, k: int = 1, loss: str = "nonsaturating",
+                   update: str = "alternating", graph: bool = True, tf32: bool = False):
+    """One iteration of the game on `engine` ("autograd" or "fused", as resolve_engine returns):
+    called as gan.train_iteration is, with sync() and description."""
+    if engine == "fused":
+        if update != "alternating":
+            raise ValueError(f"the fused engine runs the alternating update only, not {update!r}")
+        return FusedIteration(G, D, opt_G, opt_D, k=k, loss=loss, graph=graph, tf32=tf32)
+    if engine != "autograd":
+        raise ValueError(f"unknown engine {engine!r}; use 'autograd' or 'fused' (resolve_engine picks one)")
+    return AutogradIteration(update)
+
+
+class AutogradIteration:
+    """gan.UPDATES[update] (gan.train_iteration, or the authors' simultaneous update) with the
+    interface of FusedIteration: the weights live in G, D and the optimizers, so sync() has
+    nothing to do."""
+
+    description = "autograd"
+
+    def __init__(self, update: str = "alternating"):
+        if update not in gan.UPDATES:
+            raise ValueError(f"unknown update {update!r}; use 'alternating' or 'simultaneous'")
+        self.update = gan.UPDATES[update]
+
+    def __call__(self, G, D, opt_G, opt_D, sample_data, sample_noise, k: int, loss: str) -> dict:
+        return self.update(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
+
+    def sync(self) -> None:
+        """Nothing to copy: the autograd engine trains G, D and the optimizers in place."""
+
+
 def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
@@ -90,9 +123,9 @@ class FusedIteration:
             return "fused, NumPy"
         return "fused, CUDA graph" if self.graph else "fused, eager"
 
-    def __call__(self, G, D, opt_G, opt_D, sample_data, sample_noise_batch, k: int, loss: str) -> dict:
+    def __call__(self, G, D, opt_G, opt_D, sample_data, sample_noise, k: int, loss: str) -> dict:
         if self.failure is not None:
-            return gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k, loss)
+            return gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
         mine = (self.G, self.D, self.opt_G, self.opt_D)
         if any(a is not b for a, b in zip((G, D, opt_G, opt_D), mine)) or (k, loss) != (self.k, self.loss):
             raise ValueError("FusedIteration: called with other players, optimizers, k or loss than it was made for")
@@ -100,9 +133,9 @@ class FusedIteration:
         # G), so that a seed gives the same batches on both engines.
         xs, zs = [], []
         for _ in range(k):
-            zs.append(sample_noise_batch())
+            zs.append(sample_noise())
             xs.append(sample_data())
-        zs.append(sample_noise_batch())
+        zs.append(sample_noise())
         if self.trainer is not None:
             return self.trainer.iteration(xs, zs)
         try:
