@@ -422,8 +422,11 @@ def to(x: Tensor, device) -> Tensor:
 
 
 def astype(x: Tensor, dtype) -> Tensor:
-    source = x.dtype
-    return _result(x.data.astype(dtype), (x,), "astype", lambda g: (g.astype(source),))
+    """A copy in `dtype`. To an integer dtype it is a constant, as in torch: no gradient flows back."""
+    source, y = x.dtype, operands.as_float_array(x.data, dtype, op="astype")
+    if y.dtype.kind != "f":
+        return Tensor(y, dtype=y.dtype)
+    return _result(y, (x,), "astype", lambda g: (g.astype(source),))
 
 
 def concatenate(tensors, axis=0) -> Tensor:

@@ -102,6 +102,13 @@ def test_a_ragged_list_names_the_tensor():
     assert one_line(info) == "Tensor: the rows of a nested list must all have the same length"
 
 
+def test_a_cast_to_an_integer_dtype_is_a_constant_as_in_torch():
+    x = Tensor([1.5, 2.5], requires_grad=True)
+    y = x.astype(np.int32)
+    assert y.dtype == np.int32 and not y.requires_grad and y.is_leaf
+    assert x.astype(np.float64).requires_grad
+
+
 def test_concatenate_of_nothing():
     with pytest.raises(ValueError) as info:
         concatenate([])
