@@ -76,6 +76,8 @@ class Module:
 
     def load_state_dict(self, state: dict) -> None:
         """Copy values into the parameters, after checking that names and shapes all match."""
+        if not hasattr(state, "keys"):
+            raise TypeError(f"load_state_dict: expected a dict of arrays by name, got {type(state).__name__}")
         own = dict(self._named_tensors())
         missing = [n for n in own if n not in state]
         unexpected = [n for n in state if n not in own]
@@ -253,6 +255,8 @@ def binary_cross_entropy_with_logits(logits: Tensor, target) -> Tensor:
     dtype: it is data, not an operand) or a Tensor, each value in [0, 1].
     """
     name = "binary_cross_entropy_with_logits"
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"{name}: logits must be a Tensor, got {type(logits).__name__}")
     if isinstance(target, numbers.Real):  # the GAN's 0 and 1: checked here, no array, no device sync
         if not 0 <= target <= 1:
             raise ValueError(f"{name}: target must lie in [0, 1], got {target}")

@@ -120,6 +120,9 @@ class Optimizer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        if not hasattr(state, "keys"):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict of arrays by name, "
+                            f"got {type(state).__name__}")
         known = set(self.hyperparameters) | {"steps"}
         buffer_keys = {f"{name}.{i}": (name, i) for name in self.buffers for i in range(len(self.params))}
         unexpected = [k for k in state if k not in known and k not in buffer_keys]

@@ -155,6 +155,22 @@ def test_boolean_mask_indexing_gradient():
     np.testing.assert_array_equal(x.grad, [2.0, 0.0, 2.0])
 
 
+@pytest.mark.parametrize("state", [None, [("weight", np.ones((3, 2)))]])
+def test_load_state_dict_needs_a_dict(state):
+    with pytest.raises(TypeError) as info:
+        nn.Linear(3, 2).load_state_dict(state)
+    assert one_line(info) == f"load_state_dict: expected a dict of arrays by name, got {type(state).__name__}"
+    with pytest.raises(TypeError) as info:
+        optim.SGD([Tensor([1.0], requires_grad=True)], lr=0.1).load_state_dict(state)
+    assert one_line(info) == f"SGD.load_state_dict: expected a dict of arrays by name, got {type(state).__name__}"
+
+
+def test_bce_needs_tensor_logits():
+    with pytest.raises(TypeError) as info:
+        nn.binary_cross_entropy_with_logits(np.zeros(3, np.float32), 1.0)
+    assert one_line(info) == "binary_cross_entropy_with_logits: logits must be a Tensor, got ndarray"
+
+
 # --- optimizers --------------------------------------------------------------------------------
 
 
