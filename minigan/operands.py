@@ -94,13 +94,15 @@ def lift(value, like, op, a_first):
     return xp.asarray(value, dtype=like.dtype)
 
 
-def check_pair(a, b, op, broadcast=True) -> None:
-    """Two operands' arrays must share a device and a dtype, and (if `broadcast`) broadcast."""
+def check_same_kind(a, b, op) -> None:
+    """Two tensors' arrays must share a device and a dtype (a lifted value already does)."""
     backend.check_same_device(op, a, b)
     if a.dtype != b.dtype:
         raise TypeError(f"{op}: dtypes {a.dtype} and {b.dtype} differ; convert one with .astype()")
-    if broadcast:
-        try:
-            np.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast") from None
+
+
+def check_broadcast(a_shape, b_shape, op) -> None:
+    try:
+        np.broadcast_shapes(a_shape, b_shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a_shape} and {b_shape} do not broadcast") from None

@@ -202,7 +202,10 @@ def _operands(a, b, op, broadcast=True) -> tuple[Tensor, Tensor]:
         a = Tensor(operands.lift(a, b.data, op, a_first=True))
     elif not isinstance(b, Tensor):
         b = Tensor(operands.lift(b, a.data, op, a_first=False))
-    operands.check_pair(a.data, b.data, op, broadcast)
+    else:
+        operands.check_same_kind(a.data, b.data, op)
+    if broadcast:
+        operands.check_broadcast(a.shape, b.shape, op)
     return a, b
 
 
