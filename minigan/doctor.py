@@ -4,16 +4,24 @@
     python -m minigan.doctor --device cuda    # CuPy, CUDA, the GPU; kernels, a captured step, autograd
 
 Like torch.utils.collect_env, it first prints the versions a bug report needs: Python, NumPy and
-the BLAS it was built with and has loaded, CuPy, the CUDA runtime and driver, the GPU and its
-memory, and the libcublas the fused step loaded. Then it runs a few small computations on the
-device and compares each with the CPU. The last line is `ok`, or `problem: ...` naming the first
-problem, and the exit status is non-zero on a problem.
+the BLAS it was built with and has loaded, CuPy, the CUDA runtime and driver, the CUDA libraries
+CuPy and the fused step load (NVRTC, cuBLAS, cuRAND), the GPU and its memory, and the libcublas
+the fused step loaded. Then it runs a few small computations on the device and compares each with
+the CPU. The last line is `ok`, or `problem: ...` naming the first problem, and the exit status is
+non-zero on a problem.
+
+Before any check on CUDA it tells apart what can be wrong with the setup, each with what to do:
+a CUDA library missing (and the pip command that installs it), a CuPy wheel built for a newer
+CUDA than the driver supports (and the extra to install instead), and no GPU at all.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
+import importlib.metadata
+import os
 import platform
 import sys
 import warnings
@@ -63,11 +71,110 @@ def environment() -> list[tuple[str, str]]:
             ("numpy BLAS", numpy_blas())]
 
 
+# The CUDA libraries minigan needs beside the driver: (row name, cuda-pathfinder's name, what for).
+# NVIDIA ships each as a pip wheel; cuda-toolkit[<extra>]==<major>.* installs the one of a CUDA major.
+CUDA_LIBRARIES = (("NVRTC", "nvrtc", "CuPy compiles minigan's kernels with it"),
+                  ("cuBLAS", "cublas", "the GEMMs of both engines"),
+                  ("cuRAND", "curand", "noise drawn on the GPU"))
+
+
+def _version(v: int) -> str:
+    """A CUDA version number as CUDA writes it: 13020 -> '13.2'."""
+    return f"{v // 1000}.{v % 1000 // 10}"
+
+
+def cupy_cuda_major(cupy) -> int | None:
+    """The CUDA major version this CuPy was built for (it needs no driver to say), or None."""
+    try:
+        return cupy.cuda.runtime.runtimeGetVersion() // 1000
+    except Exception:  # the wheel's name says it too
+        for major in (13, 12, 11):
+            try:
+                importlib.metadata.version(f"cupy-cuda{major}x")
+                return major
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return None
+
+
+def install_command(major, extra: str) -> str:
+    return f"pip install 'cuda-toolkit[{extra}]=={major}.*' (or pip install -e '.[cuda{major}]')"
+
+
+def _soname(name: str, major: int) -> str:
+    return "libcurand.so.10" if name == "curand" else f"lib{name}.so.{major}"
+
+
+def find_cuda_library(name: str, major: int) -> str:
+    """Load CUDA library `name` ("nvrtc", "cublas", "curand") of CUDA `major` and return its path,
+    found as CuPy 14 finds it (cuda-pathfinder: pip wheels, conda, CUDA_HOME), else by its soname
+    through the dynamic loader. OSError if neither finds it."""
+    soname = _soname(name, major)
+    try:
+        from cuda.pathfinder import load_nvidia_dynamic_lib
+
+        path = load_nvidia_dynamic_lib(name).abs_path
+        if path and os.path.basename(path).startswith(soname):
+            return path
+    except Exception:  # no cuda-pathfinder, or it found nothing: ask the loader
+        pass
+    ctypes.CDLL(soname)
+    return (_loaded_libraries(soname) or [soname])[0]
+
+
+def cuda_setup(cupy) -> tuple[list[tuple[str, str]], str | None]:
+    """Rows on CuPy's CUDA, the driver and the CUDA libraries, and the first problem with them:
+    a CuPy wheel newer than the driver, a missing library, or no GPU (in that order). Needs no GPU."""
+    rows, problems = [("cupy", getattr(cupy, "__version__", "unknown"))], []
+    major = cupy_cuda_major(cupy)
+    try:
+        driver = cupy.cuda.runtime.driverGetVersion()
+    except Exception:  # no libcuda: CuPy reports it as an error on some versions, as 0 on others
+        driver = 0
+    try:
+        runtime = f"runtime {_version(cupy.cuda.runtime.runtimeGetVersion())}"
+    except Exception:
+        runtime = f"CuPy for CUDA {major}" if major else "CuPy's CUDA version unknown"
+    rows.append(("CUDA", f"{runtime}, driver " + (f"supports up to {_version(driver)}" if driver else "not found")))
+    if driver and major and driver // 1000 < major:
+        wanted = driver // 1000
+        problems.append(f"this CuPy (cupy-cuda{major}x) needs a driver for CUDA {major}, but the driver supports "
+                        f"CUDA {_version(driver)}: pip uninstall cupy-cuda{major}x, then pip install -e "
+                        f"'.[cuda{wanted}]' (or update the NVIDIA driver)")
+    for label, name, purpose in CUDA_LIBRARIES:
+        if major is None:
+            break
+        try:
+            rows.append((label, find_cuda_library(name, major)))
+        except OSError:
+            rows.append((label, f"MISSING ({_soname(name, major)}; {purpose})"))
+            problems.append(f"{label} ({_soname(name, major)}) is not installed; {purpose}: "
+                            f"{install_command(major, name)}")
+    try:
+        rows.append(("NVRTC/CuPy", "CuPy loads NVRTC %d.%d" % tuple(cupy.cuda.nvrtc.getVersion())))
+    except Exception as error:
+        rows.append(("NVRTC/CuPy", f"FAILED: {type(error).__name__}: {' '.join(str(error).split())}"))
+        if not any(problem.startswith("NVRTC") for problem in problems):
+            problems.append(f"CuPy cannot load NVRTC ({type(error).__name__}: {' '.join(str(error).split())}): "
+                            f"{install_command(major, 'nvrtc')}")
+    if driver == 0:
+        problems.append("no NVIDIA driver here (libcuda.so.1 not found): this machine has no GPU that CUDA can use")
+    elif not problems:
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as error:
+            count, detail = 0, f" ({type(error).__name__}: {' '.join(str(error).split())})"
+        else:
+            detail = ""
+        if count == 0:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            problems.append(f"the NVIDIA driver (CUDA {_version(driver)}) sees no GPU{detail}"
+                            + (f"; CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""))
+    return rows, (problems[0] if problems else None)
+
+
 def cuda_environment(cupy, device_id: int) -> list[tuple[str, str]]:
-    runtime, driver = cupy.cuda.runtime.runtimeGetVersion(), cupy.cuda.runtime.driverGetVersion()
-    version = lambda v: f"{v // 1000}.{v % 1000 // 10}"
-    rows = [("cupy", cupy.__version__),
-            ("CUDA", f"runtime {version(runtime)}, driver supports up to {version(driver)}")]
+    rows = []
     for i in range(cupy.cuda.runtime.getDeviceCount()):
         properties = cupy.cuda.runtime.getDeviceProperties(i)
         name = properties["name"].decode() if isinstance(properties["name"], bytes) else properties["name"]
@@ -228,6 +335,17 @@ def check_autograd_step_on_cuda(cupy, device) -> str:
 # --- the report ------------------------------------------------------------------------------------
 
 
+def _import_cupy():
+    """CuPy, imported without asking for a GPU (cuda_setup says what is wrong with the setup);
+    backend.DeviceError, one line, if it is not installed or fails to import."""
+    try:
+        import cupy
+    except ImportError:
+        backend.import_cupy()  # raises the DeviceError that says what is missing
+        raise
+    return cupy
+
+
 def _print_rows(rows) -> None:
     for name, value in rows:
         print(f"{name:<12}{value}")
@@ -256,7 +374,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     args = parser.parse_args(argv)
     try:
-        device = backend.usable_device(args.device)
+        device = backend.normalize_device(args.device)
+        cupy = None if device == "cpu" else _import_cupy()
     except backend.DeviceError as error:  # one clean line: what is missing, and why
         print(f"problem: {error}")
         return 1
@@ -266,10 +385,16 @@ def main(argv=None) -> int:
         print("checks:")
         problem = run_checks([("fused step (NumPy)", check_fused_step_on_cpu)])
     else:
-        cupy = backend.import_cupy()
+        setup_rows, problem = cuda_setup(cupy)
+        rows += setup_rows
         device_id = backend.parse_device(device)[1]
+        if problem is None and device_id >= cupy.cuda.runtime.getDeviceCount():
+            problem = f"{device} was asked for, but this machine has {cupy.cuda.runtime.getDeviceCount()} GPU(s)"
+        if problem is not None:  # nothing on the GPU can run: say what to do
+            _print_rows(rows)
+            print(f"problem: {problem}")
+            return 1
         rows += cuda_environment(cupy, device_id)
-        problem = None
         try:
             with cupy.cuda.Device(device_id):
                 rows.append(cublas_line())
