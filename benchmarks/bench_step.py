@@ -45,35 +45,12 @@ import importlib.util
 import os
 import sys
 
-# OpenBLAS reads its thread count once, when NumPy loads it. So this script parses its arguments
-# and sets the thread variables before anything imports NumPy (minigan and torch both do).
+# OpenBLAS reads its thread count once, when NumPy loads it. So this script reads --threads and
+# sets the thread variables before anything imports NumPy (minigan and torch both do); the full
+# parser, with minigan.cli's checks, runs after the imports.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128, 1024, 8192])
-    parser.add_argument("--iters", type=int, default=50,
-                        help="timed iterations per implementation and batch size (default 50)")
-    parser.add_argument("--min-iters", type=int, default=8,
-                        help="never fewer timed iterations than this, whatever the time budget (default 8)")
-    parser.add_argument("--time-budget", type=float, default=15.0,
-                        help="seconds of timed iterations per implementation and batch size; fewer "
-                             "than --iters are run where they would take longer (default 15)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first (default 5)")
-    parser.add_argument("--block", type=int, default=5,
-                        help="iterations in a row before switching implementation (default 5)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for NumPy's BLAS and for torch (default: all usable cores)")
-    parser.add_argument("--k", type=int, default=1, help="discriminator steps per iteration (default 1)")
-    parser.add_argument("--loss", default="nonsaturating", choices=["nonsaturating", "minimax"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    parser.add_argument("--out-dir", default=None, help="default: benchmarks/results next to this file")
-    parser.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)  # internal: CPU probe
-    return parser.parse_args(argv)
+# The environment as the user set it, before this script sets the thread variables.
+ENVIRONMENT_AT_START = dict(os.environ)
 
 
 def usable_cores() -> int:
@@ -83,8 +60,19 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-ARGS = parse_args() if __name__ == "__main__" else None
-THREADS = (ARGS.threads if ARGS and ARGS.threads else usable_cores())
+def requested_threads(argv) -> int | None:
+    """--threads N from the command line when N is a positive integer, else None (parse_args
+    reports a bad value later, in one line)."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--threads", default=None)
+    known, _ = early.parse_known_args(argv)
+    try:
+        return int(known.threads) if int(known.threads) > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
+THREADS = (requested_threads(sys.argv[1:]) if __name__ == "__main__" else None) or usable_cores()
 if "numpy" not in sys.modules:
     for _name in THREAD_VARIABLES:
         os.environ[_name] = str(THREADS)
@@ -110,14 +98,49 @@ except ImportError as _error:  # one line naming the extra, not a traceback
                      f"({' '.join(str(_error).split())}); install it with pip install -e \".[bench]\"") from None
 
 import minigan  # noqa: E402
-from minigan import Tensor, backend, gan  # noqa: E402
+from minigan import Tensor, backend, cli, gan  # noqa: E402
 from minigan.atomic import atomic_write  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch_reference  # noqa: E402
-from machine import cpu_model  # noqa: E402
+from machine import blas_environment, blas_header, cpu_description, numpy_blas, pinned_kernels, torch_blas  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a mistake reported as one line (no usage block): "bench_step.py: error: ..."."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parse_args(argv=None):
+    """The command line, every value checked before any work: a mistake is one line naming it."""
+    parser = OneLineParser(description=__doc__.split("\n\n")[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--batch-sizes", type=cli.positive_int, nargs="+", default=[64, 128, 1024, 8192])
+    parser.add_argument("--iters", type=cli.positive_int, default=50,
+                        help="timed iterations per implementation and batch size (default 50)")
+    parser.add_argument("--min-iters", type=cli.positive_int, default=8,
+                        help="never fewer timed iterations than this, whatever the time budget (default 8)")
+    parser.add_argument("--time-budget", type=cli.positive_float, default=15.0,
+                        help="seconds of timed iterations per implementation and batch size; fewer "
+                             "than --iters are run where they would take longer (default 15)")
+    parser.add_argument("--warmup", type=cli.nonnegative_int, default=5,
+                        help="untimed iterations first (default 5; at least 1 always runs)")
+    parser.add_argument("--block", type=cli.positive_int, default=5,
+                        help="iterations in a row before switching implementation (default 5)")
+    parser.add_argument("--threads", type=cli.positive_int, default=None,
+                        help="CPU threads for NumPy's BLAS and for torch (default: all usable cores)")
+    parser.add_argument("--k", type=cli.positive_int, default=1, help="discriminator steps per iteration (default 1)")
+    parser.add_argument("--loss", default="nonsaturating", choices=["nonsaturating", "minimax"])
+    parser.add_argument("--seed", type=cli.seed_int, default=0)
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--out-dir", default=None, help="default: benchmarks/results next to this file")
+    parser.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)  # internal: CPU probe
+    return parser.parse_args(argv)
 
 
 def limit_threads(threads: int) -> str:
@@ -265,15 +288,9 @@ def make_minigan_fast(setup: Setup, tf32: bool = False) -> Runner:
                   mode=lambda: trainer.mode)
 
 
-def make_gemm_floor(setup: Setup) -> Runner:
-    """The GEMMs of one fused iteration and nothing else: a floor under any NumPy step.
-
-    One fused iteration runs with its matrix products recorded (operands, output buffer,
-    transposes); the row then replays those products alone, on the trainer's own buffers, through
-    the same np.matmul calls. No activation, loss, bias sum or Adam runs. Algorithm 1 needs every
-    one of these products, so an implementation that runs them through NumPy's BLAS cannot be
-    faster than this row: where its ratio to torch is above a target, such code cannot meet it.
-    """
+def fused_products(setup: Setup):
+    """(trainer, products): one fused iteration run with its matrix products recorded, each as
+    (a, b, out, trans_a, trans_b) on the trainer's own buffers, in the order they ran."""
     if setup.device != "cpu":
         raise Unavailable("the GEMM floor is measured on the CPU (NumPy's BLAS)")
     from minigan.fast import FusedTrainer
@@ -293,6 +310,20 @@ def make_gemm_floor(setup: Setup) -> Runner:
     trainer.linalg = Recording
     trainer.iteration(setup.data, setup.noise)
     trainer.linalg = linalg
+    return trainer, products
+
+
+def make_gemm_floor(setup: Setup) -> Runner:
+    """The GEMMs of one fused iteration and nothing else: a floor under any NumPy step.
+
+    One fused iteration runs with its matrix products recorded (operands, output buffer,
+    transposes); the row then replays those products alone, on the trainer's own buffers, through
+    the same np.matmul calls. No activation, loss, bias sum or Adam runs. Algorithm 1 needs every
+    one of these products, so an implementation that runs them through NumPy's BLAS cannot be
+    faster than this row: where its ratio to torch is above a target, such code cannot meet it.
+    """
+    trainer, products = fused_products(setup)
+    linalg = trainer.linalg
 
     def replay():
         for a, b, out, trans_a, trans_b in products:
@@ -303,6 +334,43 @@ def make_gemm_floor(setup: Setup) -> Runner:
         raise Unavailable("the replayed GEMMs overflowed, so their time would not be a GEMM's")
     return Runner("GEMMs alone", replay, _nothing, peer="torch", keep=[trainer, products],
                   mode=lambda: f"{len(products)} products replayed, nothing else", measure_memory=False)
+
+
+def make_torch_gemm_floor(setup: Setup) -> Runner:
+    """torch's floor: the same products as "GEMMs alone", same shapes and transposes, through
+    torch.mm with out= on tensors that share the fused trainer's buffers (torch.from_numpy).
+    torch's step time less this row is torch's own work above its BLAS, comparable with the fused
+    step's time less "GEMMs alone" whatever the two BLAS libraries are."""
+    trainer, products = fused_products(setup)
+    tensors = []
+    for a, b, out, trans_a, trans_b in products:
+        a_t, b_t = torch.from_numpy(a), torch.from_numpy(b)
+        tensors.append((a_t.t() if trans_a else a_t, b_t.t() if trans_b else b_t, torch.from_numpy(out)))
+
+    def replay():
+        for a, b, out in tensors:
+            torch.mm(a, b, out=out)
+
+    replay()
+    if not all(np.isfinite(out).all() for _, _, out, _, _ in products):
+        raise Unavailable("the replayed GEMMs overflowed, so their time would not be a GEMM's")
+    return Runner("torch GEMMs alone", replay, _nothing, peer="torch", keep=[trainer, products, tensors],
+                  mode=lambda: f"{len(tensors)} products through torch.mm, nothing else", measure_memory=False)
+
+
+# Each row's own GEMMs: the floor its overhead is measured above.
+GEMM_FLOORS = {"minigan": "GEMMs alone", "minigan fast": "GEMMs alone", "torch": "torch GEMMs alone"}
+
+
+def overhead_above_gemms(runner: Runner, medians: dict) -> dict:
+    """The row's median time above its own GEMMs (GEMM_FLOORS), in ms and as a fraction of them:
+    the framework's work (activations, losses, bias sums, Adam, Python, copies) on any BLAS."""
+    floor = GEMM_FLOORS.get(runner.name)
+    if floor not in medians:
+        return {}
+    above = medians[runner.name] - medians[floor]
+    return {"gemm_floor": floor, "gemm_floor_ms": medians[floor] * 1e3, "overhead_ms": above * 1e3,
+            "overhead_fraction": above / medians[floor]}
 
 
 def _torch_players(setup: Setup, capturable=False):
@@ -362,6 +430,7 @@ def factories(device: str) -> dict[str, Callable[[Setup], Runner]]:
     rows = {"minigan": make_minigan, "minigan fast": make_minigan_fast, "torch": make_torch}
     if device == "cpu":
         rows["GEMMs alone"] = make_gemm_floor
+        rows["torch GEMMs alone"] = make_torch_gemm_floor
     else:
         rows.update({
             "minigan TF32": lambda setup: make_minigan(setup, tf32=True),
@@ -510,8 +579,18 @@ def summarize(measured: list[tuple[float, float]]) -> dict:
 # --- the machine -------------------------------------------------------------------------------
 
 
+def blas_description(environ=None) -> dict:
+    """Which BLAS kernels run here and why: NumPy's BLAS (threadpoolctl), torch's BLAS and CPU
+    capability, the BLAS/OpenMP variables the user set (`environ`, default the environment this
+    script started with), the thread variables this script set, and the kernels a variable pinned.
+    Asked after limit_threads, so that the thread counts are the ones the timed code runs with."""
+    environment = blas_environment(ENVIRONMENT_AT_START if environ is None else environ)
+    return {"numpy": numpy_blas(), "torch": torch_blas(torch), "environment": environment,
+            "set_by_bench_step": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+            "pinned": pinned_kernels(environment)}
 
-def machine_description(device: str, thread_control: str) -> dict:
+
+def machine_description(device: str, thread_control: str, environ=None) -> dict:
     versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                 "minigan": minigan.__version__}
     try:
@@ -519,9 +598,10 @@ def machine_description(device: str, thread_control: str) -> dict:
         versions["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
     except Exception:  # older NumPy: no dict mode
         pass
-    description = {"device": device, "cpu_model": cpu_model(), "usable_cores": usable_cores(),
+    cpu = cpu_description()
+    description = {"device": device, "cpu_model": cpu["model"], "cpu": cpu, "usable_cores": usable_cores(),
                    "threads": THREADS, "thread_control": thread_control, "platform": platform.platform(),
-                   "versions": versions}
+                   "versions": versions, "blas": blas_description(environ)}
     if device != "cpu":
         import cupy
 
@@ -529,6 +609,23 @@ def machine_description(device: str, thread_control: str) -> dict:
         versions["cupy"] = cupy.__version__
         versions["cuda_runtime"] = cupy.cuda.runtime.runtimeGetVersion()
     return description
+
+
+def header_lines(machine: dict, load: float) -> list[str]:
+    """What the run prints before timing: the CPU and its vector extensions, the BLAS kernels of
+    NumPy and torch (a kernel pinned by an environment variable says PINNED), the variables set."""
+    blas = machine["blas"]
+    return [f"CPU: {machine['cpu_model']} (vendor {machine['cpu']['vendor']}, family {machine['cpu']['family']} "
+            f"model {machine['cpu']['model_number']}), vector extensions: "
+            + (" ".join(machine["cpu"]["vector_extensions"]) or "none listed"),
+            f"threads: {THREADS} for NumPy's BLAS ({machine['thread_control']}) and torch; load average {load:.1f}",
+            *blas_header(blas["numpy"], blas["torch"], blas["environment"])]
+
+
+def kernel_label(machine: dict) -> str:
+    """NumPy's BLAS kernel for titles and file names: "Haswell", "Haswell-pinned", "unknown"."""
+    architecture = machine["blas"]["numpy"].get("architecture") or "unknown"
+    return architecture + ("-pinned" if any("NumPy" in pin for pin in machine["blas"]["pinned"]) else "")
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -565,8 +662,13 @@ def print_table(results: list[dict], batch_sizes: list[int], title: str) -> None
         if ran_eager(r):
             print(f"WARNING: {r['implementation']} at B={r['batch_size']} ran EAGER, not as a CUDA graph: "
                   f"{r.get('mode') or 'no reason recorded'}")
-    print_rows("\nCPU time of the process per iteration, median ms (all threads; the steadier number on a busy machine)",
-               lambda r: f"{r['cpu_median_ms']:.2f}")
+    if any(r.get("overhead_ms") is not None for r in results):
+        print_rows("\ntime above the row's own GEMMs, median ms (% of those GEMMs' time)",
+                   lambda r: "—" if r.get("overhead_ms") is None
+                   else f"{r['overhead_ms']:.2f} ({100 * r['overhead_fraction']:.0f}%)")
+        print("own GEMMs: " + ", ".join(f"{n} / {f}" for n, f in GEMM_FLOORS.items() if n in names))
+    print_rows("\nCPU time of the process per iteration, median ms "
+               "(all threads; the steadier number on a busy machine)", lambda r: f"{r['cpu_median_ms']:.2f}")
     if any(r.get("peak_memory_mb") is not None for r in results):
         print_rows("\npeak memory, MB",
                    lambda r: "—" if r.get("peak_memory_mb") is None else f"{r['peak_memory_mb']:.0f}")
@@ -608,8 +710,12 @@ def plot(results: list[dict], path: Path, title: str) -> None:
 # --- main --------------------------------------------------------------------------------------
 
 
-def main(args) -> None:
+def main(argv=None) -> int:
+    global THREADS
+    args = parse_args(argv)
+    THREADS = args.threads or THREADS
     device = backend.normalize_device(args.device)
+    out_dir = cli.check_output_dir(args.out_dir or RESULTS_DIR, "--out-dir") if not args.probe_memory else None
     if device != "cpu":
         backend.import_cupy()  # one clear error if CuPy or the GPU is missing
         if not torch.cuda.is_available():
@@ -621,15 +727,14 @@ def main(args) -> None:
     if args.probe_memory:  # internal: we are the fresh process of cpu_memory_in_subprocess
         setup = make_setup(args.batch_sizes[0], args.k, args.loss, device, args.seed)
         print(json.dumps(probe_cpu_memory(rows[args.probe_memory], setup)))
-        return
+        return 0
 
     machine = machine_description(device, thread_control)
     started = datetime.datetime.now().astimezone()
     load_before = os.getloadavg()
     print(f"bench_step: reference GAN, k={args.k}, {args.loss}, float32, device {device}"
           + (f" ({machine['gpu']})" if "gpu" in machine else ""))
-    print(f"CPU: {machine['cpu_model']}, {THREADS} threads for NumPy's BLAS ({thread_control}) and torch; "
-          f"load average {load_before[0]:.1f}")
+    print("\n".join(header_lines(machine, load_before[0])))
     if device == "cpu" and load_before[0] + THREADS > usable_cores() + 0.5:
         print(f"WARNING: other processes are busy (load {load_before[0]:.1f} on {usable_cores()} cores): "
               f"wall times will be unreliable, the CPU-time table less so")
@@ -658,6 +763,7 @@ def main(args) -> None:
                    **summarize(times[runner.name])}
             row["ratio_to_peer"] = (medians[runner.name] / medians[runner.peer]
                                     if runner.peer in medians else None)
+            row.update(overhead_above_gemms(runner, medians))
             # Asked after the timed iterations: did the last of them replay a CUDA graph?
             row["captured"], row["graph_expected"] = bool(runner.captured()), runner.graph_expected
             if runner.mode is not None:
@@ -674,13 +780,14 @@ def main(args) -> None:
     load_after = os.getloadavg()
     title = (f"reference GAN, one iteration = {args.k} D step(s) + 1 G step, float32, {device}"
              + (f" ({machine['gpu']})" if "gpu" in machine else f" ({machine['cpu_model']}, {THREADS} threads)")
+             + (f", NumPy BLAS {kernel_label(machine)}" if device == "cpu" else "")
              + f", {started:%Y-%m-%d %H:%M}")
     print_table(results, args.batch_sizes, title)
     print(f"load average: {load_before[0]:.1f} before, {load_after[0]:.1f} after")
 
-    out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"bench_step-{device.replace(':', '')}-{started:%Y%m%d-%H%M%S}"
+    # On the CPU the name carries NumPy's BLAS kernel, and whether a variable pinned it.
+    stem = (f"bench_step-{device.replace(':', '')}-{started:%Y%m%d-%H%M%S}"
+            + (f"-{kernel_label(machine)}" if device == "cpu" else ""))
     report = {
         "benchmark": "bench_step", "date": started.isoformat(timespec="seconds"), "machine": machine,
         "settings": {"batch_sizes": args.batch_sizes, "k": args.k, "loss": args.loss,
@@ -694,7 +801,8 @@ def main(args) -> None:
     atomic_write(json_path, lambda f: f.write(json.dumps(report, indent=1).encode()))
     plot(results, out_dir / f"{stem}.png", title)
     print(f"wrote {json_path} and {stem}.png")
+    return 0
 
 
 if __name__ == "__main__":
-    main(ARGS)
+    sys.exit(cli.run_main(main))
