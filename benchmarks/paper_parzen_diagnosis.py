@@ -98,8 +98,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     G, config, arrays = evaluate.load_generator(args.checkpoint)
-    if args.out:
-        cli.check_output_file(args.out)  # before minutes of scoring
+    if args.out:  # before minutes of scoring
+        if Path(args.out).resolve() == evaluate.checkpoint_file(args.checkpoint).resolve():
+            raise SystemExit(f"error: --out {args.out} is the checkpoint itself; name a .json file")
+        cli.check_output_file(args.out)
     train, _ = load_mnist("train", data_dir=args.data_dir)
     test_images, _ = load_mnist("test", data_dir=args.data_dir)
     validation, test = evaluate.unit_pixels(train[evaluate.VALIDATION_ROWS]), evaluate.unit_pixels(test_images)

@@ -100,7 +100,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     checkpoint = checkpoint_file(args.checkpoint)
     G, config, _ = load_generator(checkpoint)
-    out = cli.check_output_dir(args.out if args.out else checkpoint.parent)
+    if args.out:
+        out = cli.check_output_dir(args.out)
+    else:
+        try:
+            out = cli.check_output_dir(checkpoint.parent, "the checkpoint's folder")
+        except SystemExit as refusal:
+            raise SystemExit(f"{refusal.code}; choose another with --out") from None
     images, _ = load_mnist("train", data_dir=args.data_dir)
     # The nearest neighbour is searched among the digits this config trained on.
     train_pixels = unit_pixels(images[: config.train_images])

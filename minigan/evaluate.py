@@ -251,8 +251,16 @@ def main(argv=None) -> int:
     checkpoint = checkpoint_file(args.checkpoint)
     if not checkpoint.is_file():
         raise CheckpointError(f"checkpoint {checkpoint} does not exist")
-    # Before minutes of work: the results must have somewhere to go.
-    out = cli.check_output_file(args.out or result_file(checkpoint), "--out" if args.out else "the results file")
+    # Before minutes of work: the results must have somewhere to go, and not over the checkpoint.
+    if args.out is None:
+        try:
+            out = cli.check_output_file(result_file(checkpoint), "the results file")
+        except SystemExit as refusal:
+            raise SystemExit(f"{refusal.code}; choose another with --out") from None
+    elif Path(args.out).resolve() == checkpoint.resolve():
+        raise SystemExit(f"error: --out {args.out} is the checkpoint itself; name a .json file")
+    else:
+        out = cli.check_output_file(args.out)
     cli.warn_if_cores_busy()  # the classifier and the Parzen search slow several times on taken cores
     result = evaluate(checkpoint, args.data_dir, args.device, args.samples, args.test_size, args.seed,
                       args.cache_dir)

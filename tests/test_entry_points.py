@@ -162,6 +162,10 @@ ONE_LINE = [
     ("paper_table1", ["--runs", "{tmp}/none", "--results", "{tmp}/results", "--collect-only"],
      "error: --runs {tmp}/none is not a folder of runs"),
     ("paper_parzen_diagnosis", ["{paper}", "--out", "{dir}"], "error: --out {dir} is a folder"),
+    # an output over the checkpoint it reads
+    ("evaluate", ["{ckpt}", "--out", "{ckpt}"], "error: --out {ckpt} is the checkpoint itself; name a .json file"),
+    ("paper_parzen_diagnosis", ["{paper}", "--out", "{paper}"],
+     "error: --out {paper} is the checkpoint itself; name a .json file"),
 ]
 
 
@@ -178,9 +182,19 @@ def test_a_read_only_output_is_refused_before_any_work(places, no_work, monkeypa
     monkeypatch.setattr(cli.os, "access", lambda path, mode: Path(path) != run)
     status, err = outcome("evaluate", [places["ckpt"]], capsys)
     assert (status, err) == (1, f"error: cannot write the results file {run}/checkpoint.evaluation.json: "
-                                f"no permission to write in {run}\n")
+                                f"no permission to write in {run}; choose another with --out\n")
     status, err = outcome("toy_2d", ["--out", str(run / "ring.png")], capsys)
     assert (status, err) == (1, f"error: cannot write --out {run}/ring.png: no permission to write in {run}\n")
+
+
+def test_paper_figures_in_a_read_only_run_folder_point_to_out(places, no_work, monkeypatch, capsys):
+    def read_only(dir=None):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "TemporaryFile", read_only)
+    status, err = outcome("paper_figures", [places["paper"]], capsys)
+    assert (status, err) == (1, f"error: cannot write to the checkpoint's folder {Path(places['paper']).parent}: "
+                                f"Permission denied; choose another with --out\n")
 
 
 # --- the shell sees one line, never a traceback -----------------------------------------------------------
@@ -356,3 +370,21 @@ def test_train_classifier_refuses_no_images_and_labels_out_of_range():
         classifier.train_classifier(images[:0], labels[:0], progress=False)
     with pytest.raises(ValueError, match=r"^train_classifier: labels must lie in \[0, 10\), got 0\.\.12$"):
         classifier.train_classifier(images, np.where(labels == labels[0], 12, 0), progress=False)
+
+
+# --- a file that is not a checkpoint ------------------------------------------------------------------------
+
+NOT_CHECKPOINTS = {"random bytes": np.random.default_rng(0).bytes(256),
+                   "a PNG": b"\x89PNG\r\n\x1a\n" + bytes(64),
+                   "a JSON": json.dumps({"model": {"fid": 1.0}}).encode(),
+                   "empty": b""}
+
+
+@pytest.mark.parametrize("what", list(NOT_CHECKPOINTS))
+@pytest.mark.parametrize("name", ["evaluate", "paper_figures", "paper_parzen_diagnosis"])
+def test_a_file_that_is_not_a_checkpoint_is_one_line_without_talk_of_pickles(name, what, tmp_path, no_work, capsys):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(NOT_CHECKPOINTS[what])
+    status, err = outcome(name, [str(path)], capsys)
+    assert status == 1 and err.count("\n") == 1 and err.startswith(f"error: checkpoint {path} "), err
+    assert "pickle" not in err.lower() and "not a .npz" in err
