@@ -135,6 +135,8 @@ def generate_pixels(G, config: gan.Config, n: int, seed: int, device="cpu") -> n
     G outputs the config's data range ([-1, 1] from tanh for `reference`, [0, 1] from a sigmoid for
     `paper`); the measures compare with real digits in [0, 1], so we map back to that.
     """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"generate_pixels: n must be a positive integer, got {n!r}")
     rng = np.random.default_rng(seed)
     chunks = []
     with no_grad():
@@ -192,8 +194,14 @@ def evaluate(checkpoint, data_dir=None, device="cpu", samples=10_000, test_size=
         check_cache_dir(cache_dir)  # before minutes of data loading and classifier training
     except CacheDirError as error:
         raise CacheDirError(f"{error}; pass another --cache-dir") from None
+    for name, value in (("samples", samples), ("test_size", test_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
+            raise ValueError(f"evaluate: {name} must be an integer of at least 2 (a covariance needs two rows), "
+                             f"got {value!r}")
     if test_size > MNIST_TEST_SIZE:
         raise ValueError(f"test_size {test_size} is more than the {MNIST_TEST_SIZE} digits of the MNIST test set")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"evaluate: seed must be an integer in [0, 2**32), got {seed!r}")
     G, config, arrays = load_generator(checkpoint, device)
     train_images, _ = load_mnist("train", data_dir=data_dir)
     test_images, _ = load_mnist("test", data_dir=data_dir)

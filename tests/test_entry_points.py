@@ -388,3 +388,23 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line_without_talk_of_pickles(nam
     status, err = outcome(name, [str(path)], capsys)
     assert status == 1 and err.count("\n") == 1 and err.startswith(f"error: checkpoint {path} "), err
     assert "pickle" not in err.lower() and "not a .npz" in err
+
+
+# --- evaluate's Python API checks what its command line checks -------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"samples": 0}, "evaluate: samples must be an integer of at least 2 (a covariance needs two rows), got 0"),
+    ({"test_size": 1}, "evaluate: test_size must be an integer of at least 2 (a covariance needs two rows), got 1"),
+    ({"samples": 2.5}, "evaluate: samples must be an integer of at least 2 (a covariance needs two rows), got 2.5"),
+    ({"seed": -1}, "evaluate: seed must be an integer in [0, 2**32), got -1"),
+])
+def test_evaluate_api_refuses_impossible_sizes_before_any_work(kwargs, message, places, no_work):
+    with pytest.raises(ValueError) as info:
+        evaluate.evaluate(places["ckpt"], cache_dir=places["tmp"], **kwargs)
+    assert str(info.value) == message
+
+
+def test_generate_pixels_refuses_no_samples():
+    with pytest.raises(ValueError, match=r"^generate_pixels: n must be a positive integer, got 0$"):
+        evaluate.generate_pixels(gan.build_generator(gan.CONFIGS["reference"]), gan.CONFIGS["reference"], 0, seed=0)
