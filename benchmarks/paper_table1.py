@@ -46,7 +46,14 @@ class ChildFailed(Exception):
 
 
 def run_child(what: str, command: list[str], **kwargs) -> None:
-    status = subprocess.run(command, **kwargs).returncode
+    child = subprocess.Popen(command, **kwargs)
+    try:
+        status = child.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached the child too: examples/mnist.py then saves a checkpoint before it stops.
+        # Wait for that (subprocess.run would kill it), then stop as well.
+        child.wait()
+        raise
     if status != 0:
         # A child killed by a signal has a negative status; the shell's convention is 128 + signal.
         raise ChildFailed(what, status if status > 0 else 128 - status)

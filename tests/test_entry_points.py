@@ -66,7 +66,7 @@ def no_work(monkeypatch):
     monkeypatch.setattr(bench_quality, "load_or_train_classifier", refuse)
     monkeypatch.setattr(gan, "train_iteration", refuse)  # the toys train through it
     monkeypatch.setattr(toy_2d, "train_one_seed", refuse)
-    monkeypatch.setattr(paper_table1.subprocess, "run", refuse)
+    monkeypatch.setattr(paper_table1.subprocess, "Popen", refuse)
 
 
 @pytest.fixture
@@ -267,12 +267,26 @@ def test_paper_figures_take_a_run_folder(tmp_path, tiny_world):
 # --- paper_table1: its children's failures and file names -------------------------------------------------
 
 
-def test_paper_table1_stops_with_the_childs_status_and_one_line(tmp_path, monkeypatch, capsys):
-    def failing_child(command, **kwargs):
-        print("error: the child's own message", file=sys.stderr)
-        return subprocess.CompletedProcess(command, 3)
+class FakeChild:
+    """subprocess.Popen for paper_table1's children: `act(command)` does the child's work and
+    returns its exit status."""
 
-    monkeypatch.setattr(paper_table1.subprocess, "run", failing_child)
+    act = None
+
+    def __init__(self, command, **kwargs):
+        self.command = command
+
+    def wait(self):
+        return type(self).act(self.command)
+
+
+def test_paper_table1_stops_with_the_childs_status_and_one_line(tmp_path, monkeypatch, capsys):
+    def failing_child(command):
+        print("error: the child's own message", file=sys.stderr)
+        return 3
+
+    monkeypatch.setattr(FakeChild, "act", staticmethod(failing_child))
+    monkeypatch.setattr(paper_table1.subprocess, "Popen", FakeChild)
     argv = ["--seeds", "0", "--epochs", "2", "--every", "1", "--runs", str(tmp_path / "runs"),
             "--results", str(tmp_path / "res")]
     status, err = outcome("paper_table1", argv, capsys)
@@ -286,7 +300,7 @@ def test_paper_table1_scores_each_kept_epoch_into_its_own_file(tmp_path, monkeyp
     what evaluate would, where --out says."""
     commands = []
 
-    def child(command, **kwargs):
+    def child(command):
         commands.append(command)
         if "minigan.evaluate" in command:
             out = Path(command[command.index("--out") + 1])
@@ -298,9 +312,10 @@ def test_paper_table1_scores_each_kept_epoch_into_its_own_file(tmp_path, monkeyp
                 Path(command[command.index("--resume") + 1]).parent
             epoch = int(command[command.index("--epochs") + 1])
             save_checkpoint(folder / "checkpoint.npz", {"meta.epoch": epoch})
-        return subprocess.CompletedProcess(command, 0)
+        return 0
 
-    monkeypatch.setattr(paper_table1.subprocess, "run", child)
+    monkeypatch.setattr(FakeChild, "act", staticmethod(child))
+    monkeypatch.setattr(paper_table1.subprocess, "Popen", FakeChild)
     runs = tmp_path / "runs"
     assert paper_table1.main(["--seeds", "0", "--epochs", "3", "--every", "2", "--runs", str(runs),
                               "--results", str(tmp_path / "res")]) == 0
@@ -315,6 +330,22 @@ def test_paper_table1_scores_each_kept_epoch_into_its_own_file(tmp_path, monkeyp
     assert paper_table1.main(["--seeds", "0", "--epochs", "3", "--every", "2", "--runs", str(runs),
                               "--results", str(tmp_path / "res")]) == 0
     assert commands == []
+
+
+def test_paper_table1_lets_an_interrupted_child_finish_saving(tmp_path, monkeypatch, capsys):
+    waits = []
+
+    class InterruptedChild(FakeChild):
+        def wait(self):
+            waits.append(self.command)
+            if len(waits) == 1:
+                raise KeyboardInterrupt  # Ctrl-C while the child trains
+            return 130  # the child saved its checkpoint and stopped
+
+    monkeypatch.setattr(paper_table1.subprocess, "Popen", InterruptedChild)
+    argv = ["--seeds", "0", "--epochs", "1", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
+    status, _ = outcome("paper_table1", argv, capsys)
+    assert status == 130 and len(waits) == 2 and waits[0] is waits[1]
 
 
 def test_paper_table1_names_a_damaged_evaluation(tmp_path, capsys):
