@@ -231,14 +231,49 @@ def _compare(what, actual, expected, rtol, atol=None):
     return float(np.max(np.abs(actual - expected)))
 
 
+# How far float32 weights trained for a few iterations by two implementations (two devices, two
+# GEMM libraries) may drift apart, in units of lr: Adam moves every element by about lr per step
+# whatever its gradient's size, so a rounding difference in a gradient shows up as a fraction of
+# lr. tests/test_gemm_rounding.py derives these numbers by rounding the fused step's GEMMs as a
+# GPU may: GEMM rounding alone moved no element by more than 0.02·lr in 4 iterations, so DRIFT
+# holds every element but a few. The few sit downstream of a LeakyReLU input so close to 0 that
+# rounding decided its sign (a "kink flip": that row's derivative is 1 in one run and the slope
+# in the other); they moved by up to 0.42·lr and were at most 0.1% of a parameter's elements.
+DRIFT = 0.1
+KINK_DRIFT = 1.0
+KINK_SHARE = 1e-3  # of a parameter's elements (at least KINK_LEAST) may drift up to KINK_DRIFT·lr
+KINK_LEAST = 2
+PARAMETER_RTOL = 1e-4
+
+
+def parameter_drift(actual, expected, lr) -> str | None:
+    """None if float32 parameters `actual` agree with `expected` as two implementations of the
+    same training should (see DRIFT above), else one line saying how they do not."""
+    actual, expected = backend.to_numpy(actual).astype(np.float64), backend.to_numpy(expected).astype(np.float64)
+    if actual.shape != expected.shape:
+        return f"shape {actual.shape}, expected {expected.shape}"
+    if not np.all(np.isfinite(actual)):
+        return "not finite"
+    drift = (np.abs(actual - expected) - PARAMETER_RTOL * np.abs(expected)) / lr
+    beyond = int(np.count_nonzero(drift > DRIFT))
+    allowed = max(KINK_LEAST, int(KINK_SHARE * drift.size))
+    worst = int(np.argmax(drift))
+    if drift.flat[worst] > KINK_DRIFT or beyond > allowed:
+        return (f"{beyond} of {drift.size} elements drifted more than {DRIFT:g}·lr (at most {allowed} may, "
+                f"each by at most {KINK_DRIFT:g}·lr); the worst by {drift.flat[worst]:.3g}·lr: "
+                f"{actual.flat[worst]:.7g} where {expected.flat[worst]:.7g} was expected")
+    return None
+
+
 def _compare_training(what, stats, expected, modules, reference_modules):
-    """Statistics to float32 rounding; parameters to a fraction of lr, as Adam moves an element
-    whose gradient is near ε by an amount that rounding decides (tests/test_fast_step.py)."""
+    """Statistics to float32 rounding; parameters as parameter_drift allows."""
     for key in expected:
         _compare(f"{what}, {key}", stats[key], expected[key], rtol=1e-4)
     for module, reference in zip(modules, reference_modules):
         for (name, p), q in zip(reference.named_parameters(), module.parameters()):
-            _compare(f"{what}, parameter {name}", q.data, p.data, rtol=1e-4, atol=0.1 * LR)
+            problem = parameter_drift(q.data, p.data, LR)
+            if problem:
+                raise Problem(f"{what}, parameter {name}: {problem}")
 
 
 def check_fused_step_on_cpu() -> str:
