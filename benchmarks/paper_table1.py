@@ -61,8 +61,7 @@ def run_child(what: str, command: list[str], **kwargs) -> None:
 
 def train_and_evaluate(run_dir: Path, seed: int, noise: str, epochs: int, every: int, extra: list[str]) -> None:
     """Bring one seed's run to `epochs`, scoring each `every`-th epoch (and the last) once."""
-    run_dir = run_dir.resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = cli.check_output_dir(run_dir.resolve(), f"the folder of seed {seed}")
     current = run_dir / "checkpoint.npz"
     for epoch in sorted(set(range(every, epochs + 1, every)) | {epochs}):
         kept = run_dir / f"checkpoint_epoch{epoch:03d}.npz"

@@ -348,6 +348,14 @@ def test_paper_table1_lets_an_interrupted_child_finish_saving(tmp_path, monkeypa
     assert status == 130 and len(waits) == 2 and waits[0] is waits[1]
 
 
+def test_paper_table1_names_a_seed_folder_that_is_a_file(tmp_path, no_work, capsys):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "seed0").write_text("a file")
+    argv = ["--seeds", "0", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
+    assert outcome("paper_table1", argv, capsys) == (
+        1, f"error: the folder of seed 0 {tmp_path / 'runs' / 'seed0'} is a file, not a folder\n")
+
+
 def test_paper_table1_names_a_damaged_evaluation(tmp_path, capsys):
     (tmp_path / "seed0").mkdir()
     (tmp_path / "seed0" / "evaluation_epoch025.json").write_text("{not json")
