@@ -435,7 +435,7 @@ def test_tf32_is_in_effect_when_the_captured_step_replays(cp):
     logits = {}
     for name, trainer in trainers.items():
         stats = trainer.iteration(on_gpu(cp, xs), on_gpu(cp, zs))
-        logits[name] = np.concatenate([stats["d_real"].get(), stats["d_fake"].get()]).astype(np.float64)
+        logits[name] = np.concatenate([stats["d_real_logits"].get(), stats["d_fake_logits"].get()]).astype(np.float64)
     assert trainers["tf32 graph"].captured and not trainers["tf32 eager"].captured
     scale = np.max(np.abs(logits["fp32"]))
 

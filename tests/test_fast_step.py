@@ -64,7 +64,7 @@ def assert_grads_match(reference_module, flat_grad_views, dtype):
 
 
 def assert_stats_match(stats, expected, dtype):
-    assert set(stats) == set(expected) == {"d_loss", "d_real", "d_fake", "g_loss"}
+    assert set(stats) == set(expected) == {"d_loss", "d_real_logits", "d_fake_logits", "g_loss"}
     for key in expected:
         assert stats[key].shape == np.shape(expected[key]) and stats[key].dtype == dtype, key
         rtol = 1e-10 if dtype == np.float64 else 1e-5
@@ -228,7 +228,7 @@ def test_input_buffers_can_be_filled_in_place():
     for buffer, x in zip(data_buffers, xs):
         buffer[...] = x
     stats_a, stats_b = a.iteration(xs, zs), b.iteration(data_buffers, zs)
-    np.testing.assert_array_equal(stats_a["d_real"], stats_b["d_real"])
+    np.testing.assert_array_equal(stats_a["d_real_logits"], stats_b["d_real_logits"])
     np.testing.assert_array_equal(a.G.params, b.G.params)
 
 
@@ -461,7 +461,7 @@ def test_resolve_engine_refuses_an_unknown_device():
 
 
 class Samplers:
-    """sample_data / sample_noise_batch over a seeded generator, logging the order of the draws."""
+    """sample_data / sample_noise over a seeded generator, logging the order of the draws."""
 
     def __init__(self, seed, m=8, dtype=np.float64):
         self.rng, self.m, self.dtype, self.log = np.random.default_rng(seed), m, dtype, []
