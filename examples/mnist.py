@@ -284,7 +284,8 @@ def restore(resumed, path, players, log, config, iterations_per_epoch: int, rows
     use: a bad one is one CheckpointError line naming its key."""
     restore_players(resumed, players, path, config.name)
     at = Progress(step=read_int(resumed, "meta.step", path), epoch=read_int(resumed, "meta.epoch", path),
-                  position=read_int(resumed, "meta.position", path, high=iterations_per_epoch))
+                  position=read_int(resumed, "meta.position", path, high=iterations_per_epoch,
+                                    why=f"an epoch of {rows} images is {iterations_per_epoch} iterations"))
     if at.position:
         order = resumed["order"]
         if order.shape != (rows,) or order.dtype.kind not in "iu" or not np.array_equal(np.sort(order),
@@ -306,9 +307,14 @@ def clear_old_run(out: Path) -> None:
         path.unlink()
     kept = sorted(path.name for path in out.iterdir() if path.name != cli.LOCK_NAME)
     if old or kept:
-        names = ", ".join(kept[:5]) + (", ..." if len(kept) > 5 else "")
-        print(f"--overwrite: removed the old run's {len(old)} files from {out}"
-              + (f"; kept {len(kept)} that are not a run's: {names}" if kept else ""))
+        print(f"--overwrite: removed the old run's {len(old)} files from {out} ({names(old)})"
+              + (f"; kept {len(kept)} that are not a run's: {names(kept)}" if kept else ""))
+
+
+def names(paths, most: int = 4) -> str:
+    """'a.png, b.png, c.png, d.png and 3 more'."""
+    listed = [Path(path).name for path in paths]
+    return ", ".join(listed[:most]) + (f" and {len(listed) - most} more" if len(listed) > most else "")
 
 
 class Interrupt:
@@ -394,11 +400,15 @@ class LossLog:
         no more open iterations than the epoch has run, finite sums."""
         history = {key: resumed[f"history.{key}"] for key in HISTORY_KEYS}
         for key, values in history.items():
-            if values.ndim != 1 or values.dtype.kind not in "iuf" or len(values) != len(history["step"]):
-                raise CheckpointError(f"checkpoint {path}: history.{key} ({values.dtype} of shape {values.shape}) "
-                                      f"is not a list of {len(history['step'])} numbers like history.step")
+            if values.ndim != 1 or values.dtype.kind not in "iuf":
+                raise CheckpointError(f"checkpoint {path}: history.{key} should be a list of numbers, but holds "
+                                      f"{values.dtype} of shape {values.shape}")
+            if len(values) != len(history["step"]):
+                raise CheckpointError(f"checkpoint {path}: history.{key} holds {len(values)} records, but "
+                                      f"history.step {len(history['step'])}")
         self.history = {key: list(values) for key, values in history.items()}
-        self.iterations = read_int(resumed, "meta.interval_iterations", path, high=at.position + 1)
+        self.iterations = read_int(resumed, "meta.interval_iterations", path, high=at.position + 1,
+                                   why=f"no more than meta.position, {at.position}")
         sums = resumed["interval_sums"]
         if sums.shape != (4,) or sums.dtype.kind != "f" or not np.all(np.isfinite(sums)):
             raise CheckpointError(f"checkpoint {path}: interval_sums should be 4 finite numbers, "

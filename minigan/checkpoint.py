@@ -125,19 +125,20 @@ def load_run(path, required: tuple[str, ...], writer: str) -> dict[str, np.ndarr
 # --- reading values back: each one checked before use, or one line naming its key ---------------
 
 def _describe(value: np.ndarray) -> str:
-    return f"{value.item()!r}" if value.size == 1 else f"an array of shape {value.shape}"
+    """'int64 -4', "<U3 'ten'", 'int64 of shape (2,)': a value read back, for a message."""
+    return f"{value.dtype} {value.item()!r}" if value.shape == () else f"{value.dtype} of shape {value.shape}"
 
 
-def read_int(run: dict, key: str, path, low: int = 0, high: int | None = None) -> int:
-    """run[key] as an int in [low, high) (high None: no upper bound), else CheckpointError."""
+def read_int(run: dict, key: str, path, low: int = 0, high: int | None = None, why: str = "") -> int:
+    """run[key] as an int in [low, high) (high None: no upper bound), else CheckpointError; `why`
+    says what the bound is, for the message."""
     value = np.asarray(run[key])
     if value.shape != () or value.dtype.kind not in "iu":
-        raise CheckpointError(f"checkpoint {path}: {key} should be an integer, but holds {value.dtype} "
-                              f"{_describe(value)}")
+        raise CheckpointError(f"checkpoint {path}: {key} should be an integer, but holds {_describe(value)}")
     number = int(value)
     if number < low or (high is not None and number >= high):
         bounds = f"≥ {low}" if high is None else f"in [{low}, {high})"
-        raise CheckpointError(f"checkpoint {path}: {key} = {number}, but it must be {bounds}")
+        raise CheckpointError(f"checkpoint {path}: {key} = {number}, but it must be {bounds}{why and f' ({why})'}")
     return number
 
 
@@ -145,7 +146,8 @@ def read_choice(run: dict, key: str, path, choices) -> str:
     """run[key] as a string among `choices`, else CheckpointError."""
     value = np.asarray(run[key])
     if value.shape != () or value.dtype.kind != "U" or str(value) not in choices:
-        raise CheckpointError(f"checkpoint {path}: {key} is {_describe(value)}; known: {', '.join(sorted(choices))}")
+        held = repr(value.item()) if value.shape == () and value.dtype.kind == "U" else _describe(value)
+        raise CheckpointError(f"checkpoint {path}: {key} is {held}; known: {', '.join(sorted(choices))}")
     return str(value)
 
 
@@ -168,7 +170,7 @@ def check_numbers(state: dict, expected: dict, prefix: str, path) -> None:
         if want is not None and np.asarray(want).dtype.kind in "iu":
             if value.dtype.kind not in "iu" or np.any(value < 0):
                 raise CheckpointError(f"checkpoint {path}: {key} should be an integer ≥ 0, "
-                                      f"but holds {value.dtype} {_describe(value)}")
+                                      f"but holds {_describe(value)}")
         elif value.dtype.kind != "f":
             raise CheckpointError(f"checkpoint {path}: {key} should be floating point, but holds {value.dtype}")
         elif not np.all(np.isfinite(value)):

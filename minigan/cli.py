@@ -282,8 +282,8 @@ def warn_if_cores_busy(stream=None) -> str | None:
     others = max(0.0, load - own)
     if threads <= 1 or cores - others >= threads - 0.5:
         return None
-    message = (f"warning: load average {load:.1f} on {cores} cores: other work holds about {others:.1f} of them, "
-               f"and the BLAS starts {threads} threads, so steps may run several times slower; "
+    message = (f"warning: load average {load:.1f} on {cores} cores: other work leaves fewer than {threads} "
+               f"free for the BLAS's {threads} threads, so steps may run several times slower; "
                f"run with OMP_NUM_THREADS=1 to avoid that")
     print(message, file=stream or sys.stderr)
     return message

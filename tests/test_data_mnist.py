@@ -421,7 +421,8 @@ def test_an_idx_file_of_another_dtype(tmp_path, monkeypatch):
     write_idx(path, np.zeros((4, 2), np.float32))
     with pytest.raises(MNISTError) as info:
         load_mnist("test", data_dir=tmp_path / "mnist", download=False)
-    assert str(info.value) == f"MNIST file {path} holds an IDX file of float32 with 2 dimensions (magic 3330), not labels"
+    assert str(info.value) == (f"MNIST file {path} holds an IDX file of float32 with 2 dimensions (magic 3330), "
+                               f"not labels")
 
 
 @pytest.mark.parametrize("gzipped", [False, True])
@@ -468,6 +469,74 @@ def test_a_file_cut_inside_its_magic_number_is_still_truncated(tmp_path, monkeyp
         load_mnist("train", data_dir=tmp_path / "mnist", download=False)
     assert str(info.value) == (f"MNIST file {path} is truncated: expected 14 bytes after decompression, "
                                f"got 3; delete it and retry")
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_train_and_test_files_swapped_say_so(tmp_path, monkeypatch, split):
+    folder = tmp_path / "mnist"
+    tiny_mnist(folder, n_train=6, n_test=4)
+    expect(monkeypatch, folder)
+    for train_name, test_name in zip(TRAIN, TEST):  # swap each train file with its test twin
+        train_file, test_file = folder / f"{train_name}.gz", folder / f"{test_name}.gz"
+        train_bytes = train_file.read_bytes()
+        train_file.write_bytes(test_file.read_bytes())
+        test_file.write_bytes(train_bytes)
+    path = folder / f"{(TRAIN if split == 'train' else TEST)[0]}.gz"
+    should, holds = ("train", "t10k") if split == "train" else ("t10k", "train")
+    count, other = (6, 4) if split == "train" else (4, 6)
+    with pytest.raises(MNISTError) as info:
+        load_mnist(split, data_dir=folder, download=False)
+    assert str(info.value) == (f"MNIST file {path} should hold the {should} split's {count} images, but it holds "
+                               f"the {holds} file's {other} images: are the train and test files swapped?")
+
+
+def test_an_idx_header_with_another_count_says_the_count(tmp_path, monkeypatch):
+    folder = tmp_path / "mnist"
+    tiny_mnist(folder, n_train=6, n_test=4)
+    expect(monkeypatch, folder)
+    path = folder / f"{TRAIN[1]}.gz"
+    write_idx(path, np.zeros(5, np.uint8))
+    with pytest.raises(MNISTError) as info:
+        load_mnist("train", data_dir=folder, download=False)
+    assert str(info.value) == (f"MNIST file {path} should hold the train split's 6 labels, but its header says "
+                               f"5 labels")
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(tmp_path, monkeypatch):
+    tiny_mnist(tmp_path / "env")
+    expect(monkeypatch, tmp_path / "env")
+    monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "env"))  # a copy it could fall back to, but must not
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(MNISTError) as info:
+        load_mnist("train", data_dir=tmp_path / "file")
+    assert str(info.value) == (f"--data-dir {tmp_path / 'file'} is a file, not a folder: give the folder that "
+                               f"holds {TRAIN[0]}.gz, {TRAIN[1]}.gz")
+    monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "file"))
+    with pytest.raises(MNISTError, match=r"^MINIGAN_DATA .*file is a file, not a folder"):
+        load_mnist("train")
+
+
+@pytest.mark.parametrize("given", ["missing", "empty"])
+def test_a_fallback_from_the_folder_given_names_the_folder_used(tmp_path, monkeypatch, capsys, given):
+    arrays = tiny_mnist(tmp_path / "env")
+    expect(monkeypatch, tmp_path / "env")
+    monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "env"))
+    folder = tmp_path / given
+    if given == "empty":
+        folder.mkdir()
+    images, _ = load_mnist("train", data_dir=folder, download=False)
+    np.testing.assert_array_equal(images, arrays[TRAIN[0]])
+    state = "does not exist" if given == "missing" else "lacks the train split"
+    assert capsys.readouterr().err == f"note: --data-dir {folder} {state}; using the MNIST copy in {tmp_path / 'env'}\n"
+
+
+def test_no_note_when_the_folder_given_holds_the_split(tmp_path, monkeypatch, capsys):
+    tiny_mnist(tmp_path / "mnist")
+    expect(monkeypatch, tmp_path / "mnist")
+    load_mnist("train", data_dir=tmp_path / "mnist", download=False)
+    monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "mnist"))
+    load_mnist("train")
+    assert capsys.readouterr().err == ""
 
 
 # --- the real thing -------------------------------------------------------------------------

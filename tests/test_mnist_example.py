@@ -6,11 +6,11 @@ import signal
 
 import numpy as np
 import pytest
+from scripts import load_script  # tests/scripts.py
 
 from minigan import backend, gan
 from minigan.data import mnist as mnist_data
 from minigan.data import write_idx
-from scripts import load_script  # tests/scripts.py
 
 SMALL = ["--batch-size", "16", "--log-every", "3"]
 
@@ -23,8 +23,11 @@ def script():
 @pytest.fixture
 def tiny_mnist(tmp_path, monkeypatch):
     """96 random 'digits' as the train split, and the checksum table pointed at them."""
+    return write_tiny_mnist(tmp_path / "mnist", monkeypatch)
+
+
+def write_tiny_mnist(folder, monkeypatch):
     rng = np.random.default_rng(0)
-    folder = tmp_path / "mnist"
     folder.mkdir()
     arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (96, 28, 28), dtype=np.uint8),
               "train-labels-idx1-ubyte": rng.integers(0, 10, 96, dtype=np.uint8)}
@@ -79,7 +82,8 @@ def test_resume_mid_epoch_is_bit_identical(script, tiny_mnist, tmp_path):
     assert script.run([*base, "--out", str(tmp_path / "straight")]) == 0
     assert script.run([*base, "--out", str(tmp_path / "split"), "--max-steps", "4"]) == 0
     assert int(params(tmp_path / "split" / "checkpoint.npz")["meta.position"]) == 4
-    assert script.run([*base, "--out", str(tmp_path / "split"), "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
+    assert script.run([*base, "--out", str(tmp_path / "split"),
+                       "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
     assert_same_state(params(tmp_path / "straight" / "checkpoint.npz"), params(tmp_path / "split" / "checkpoint.npz"))
 
 
@@ -98,7 +102,8 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(script, tiny_mnist, tmp_pa
     assert script.run([*base, "--out", str(tmp_path / "split")]) == 130
     assert "interrupted at step 8" in capsys.readouterr().out
     monkeypatch.setitem(gan.UPDATES, "alternating", real_iteration)
-    assert script.run([*base, "--out", str(tmp_path / "split"), "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
+    assert script.run([*base, "--out", str(tmp_path / "split"),
+                       "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
     assert_same_state(params(tmp_path / "straight" / "checkpoint.npz"), params(tmp_path / "split" / "checkpoint.npz"))
 
 
@@ -143,7 +148,8 @@ def test_missing_data_offline_is_one_line(script, tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("MINIGAN_DATA", raising=False)
     monkeypatch.setattr(mnist_data, "MIRRORS", ["http://127.0.0.1:9/"])  # nothing listens on port 9
-    monkeypatch.setattr(mnist_data, "CHECKOUT_MNIST", tmp_path / "no-checkout" / "data" / "mnist")  # not the shipped copy
+    # not the shipped copy
+    monkeypatch.setattr(mnist_data, "CHECKOUT_MNIST", tmp_path / "no-checkout" / "data" / "mnist")
     assert script.run(["--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -166,7 +172,8 @@ def test_checkpoint_of_another_model_is_refused(script, tiny_mnist, tmp_path, ca
         state = {k: npz[k] for k in npz.files}
     state["G.0.weight"] = state["G.0.weight"][:50]
     np.savez(tmp_path / "wrong.npz", **state)
-    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "wrong.npz"), "--out", str(tmp_path / "new")]) == 1
+    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "wrong.npz"),
+                       "--out", str(tmp_path / "new")]) == 1
     err = capsys.readouterr().err
     assert "does not fit the reference model" in err and "shape mismatch 0.weight (50, 256) vs (100, 256)" in err
 
@@ -189,7 +196,8 @@ def test_fused_engine_trains_like_autograd_and_resumes_exactly(script, tiny_mnis
 
 
 def test_fused_engine_refuses_the_paper_config(script, tiny_mnist, tmp_path):
-    with pytest.raises(SystemExit, match="the fused engine runs the 'reference' config with the alternating update only, not the 'paper' config"):
+    with pytest.raises(SystemExit, match="the fused engine runs the 'reference' config with the alternating update "
+                                         "only, not the 'paper' config"):
         script.run(["--data-dir", str(tiny_mnist), "--config", "paper", "--batch-size", "24", "--engine", "fused",
                     "--out", str(tmp_path)])
 
@@ -224,7 +232,8 @@ def test_a_second_run_into_the_same_out_is_refused_before_any_work(script, tiny_
         patch.setattr(script, "load_mnist", lambda *a, **k: pytest.fail("loaded data before refusing"))
         script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "2", *SMALL])
     assert (out / "checkpoint.npz").read_bytes() == first
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "2", "--overwrite", *SMALL]) == 0
+    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "2", "--overwrite",
+                       *SMALL]) == 0
     assert (out / "checkpoint.npz").read_bytes() != first
 
 
@@ -333,8 +342,8 @@ def test_a_resumed_run_has_the_uninterrupted_loss_history(script, tiny_mnist, tm
 
 
 @pytest.mark.parametrize("flag, value, stored", [("--batch-size", "8", "16"), ("--k", "2", "1"), ("--seed", "3", "0"),
-                                                 ("--loss", "minimax", "nonsaturating"), ("--config", "paper", "reference"),
-                                                 ("--noise", "uniform", "normal")])
+                                                 ("--loss", "minimax", "nonsaturating"),
+                                                 ("--config", "paper", "reference"), ("--noise", "uniform", "normal")])
 def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(script, tiny_mnist, tmp_path, flag, value, stored):
     out = tmp_path / "run"
     assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
@@ -380,7 +389,8 @@ def test_an_epoch_with_d_winning_outright_prints_one_warning(script, capsys):
     history = {"step": [5, 10, 15, 20], "d_fake": [0.3, 0.2, 0.004, 0.006]}
     script.warn_if_collapsed(history, epoch_start_step=10, epoch=2)
     assert capsys.readouterr().out.strip().splitlines() == [
-        "warning: collapsed in epoch 2: mean D(G(z)) 0.0050 < 0.01 (D rejects every sample, so G learns almost nothing)"]
+        "warning: collapsed in epoch 2: mean D(G(z)) 0.0050 < 0.01 "
+        "(D rejects every sample, so G learns almost nothing)"]
     # Records weigh by the steps they cover: 1 step at 0.001 and 9 at 0.02 average 0.0181, no warning.
     script.warn_if_collapsed({"step": [10, 11, 20], "d_fake": [0.3, 0.001, 0.02]}, epoch_start_step=10, epoch=2)
     assert capsys.readouterr().out == ""
