@@ -87,6 +87,9 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=positive_int, default=50,
                    help="iterations between records of the losses; each one syncs the device once")
     args = p.parse_args(argv)
+    for flag in ("out", "resume", "data_dir"):  # an empty value is most often an unset shell variable
+        if getattr(args, flag) == "":
+            p.error(f"argument --{flag.replace('_', '-')}: expected a path, got an empty string")
     try:
         args.device = backend.usable_device(args.device)
     except backend.DeviceError as error:
@@ -286,6 +289,10 @@ def restore(resumed, path, players, log, config, iterations_per_epoch: int, rows
     at = Progress(step=read_int(resumed, "meta.step", path), epoch=read_int(resumed, "meta.epoch", path),
                   position=read_int(resumed, "meta.position", path, high=iterations_per_epoch,
                                     why=f"an epoch of {rows} images is {iterations_per_epoch} iterations"))
+    if at.step != at.epoch * iterations_per_epoch + at.position:
+        raise CheckpointError(f"checkpoint {path}: meta.step = {at.step}, but meta.epoch {at.epoch} and "
+                              f"meta.position {at.position} at {iterations_per_epoch} iterations per epoch make "
+                              f"{at.epoch * iterations_per_epoch + at.position}")
     if at.position:
         order = resumed["order"]
         if order.shape != (rows,) or order.dtype.kind not in "iu" or not np.array_equal(np.sort(order),

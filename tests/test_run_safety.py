@@ -166,6 +166,10 @@ BAD_VALUES = {
     "meta.position": (np.array(50), "meta.position = 50, but it must be in [0, 6) (an epoch of 96 images is 6 "
                                     "iterations)"),
     "meta.step": (np.array(-3), "meta.step = -3, but it must be ≥ 0"),
+    "meta.step  ": (np.array(5), "meta.step = 5, but meta.epoch 0 and meta.position 2 at 6 iterations per epoch "
+                                 "make 2"),
+    "meta.epoch ": (np.array(3), "meta.step = 2, but meta.epoch 3 and meta.position 2 at 6 iterations per epoch "
+                                 "make 20"),
     "meta.epoch": (np.array(-1), "meta.epoch = -1, but it must be ≥ 0"),
     "meta.batch_size": (np.array(0), "meta.batch_size = 0, but it must be ≥ 1"),
     "meta.k": (np.array(0), "meta.k = 0, but it must be ≥ 1"),
@@ -253,6 +257,14 @@ def test_a_folder_given_as_a_checkpoint_says_it_is_a_folder(tmp_path):
     (tmp_path / "checkpoint.npz").write_bytes(b"")
     with pytest.raises(CheckpointError, match=f"did you mean {tmp_path / 'checkpoint.npz'}\\?$"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("flag", ["--out", "--resume", "--data-dir"])
+def test_an_empty_path_is_a_usage_error(script, flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.parse_args([flag, ""])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: expected a path, got an empty string" in capsys.readouterr().err
 
 
 # --- a resume with nothing to do -------------------------------------------------------------------
