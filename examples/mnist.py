@@ -313,9 +313,9 @@ def clear_old_run(out: Path) -> None:
     for path in old:
         path.unlink()
     kept = sorted(path.name for path in out.iterdir() if path.name != cli.LOCK_NAME)
+    removed = f"removed the old run's {len(old)} files from {out} ({names(old)})" if old else f"no run in {out}"
     if old or kept:
-        print(f"--overwrite: removed the old run's {len(old)} files from {out} ({names(old)})"
-              + (f"; kept {len(kept)} that are not a run's: {names(kept)}" if kept else ""))
+        print(f"--overwrite: {removed}" + (f"; kept {len(kept)} that are not a run's: {names(kept)}" if kept else ""))
 
 
 def names(paths, most: int = 4) -> str:

@@ -516,6 +516,17 @@ def test_a_data_dir_that_is_a_file_is_one_line(tmp_path, monkeypatch):
         load_mnist("train")
 
 
+def test_a_fallback_names_the_file_the_folder_given_lacks(tmp_path, monkeypatch, capsys):
+    tiny_mnist(tmp_path / "env")
+    expect(monkeypatch, tmp_path / "env")
+    monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "env"))
+    tiny_mnist(tmp_path / "half")
+    (tmp_path / "half" / f"{TRAIN[1]}.gz").unlink()
+    load_mnist("train", data_dir=tmp_path / "half", download=False)
+    assert capsys.readouterr().err == (f"note: --data-dir {tmp_path / 'half'} lacks {TRAIN[1]}.gz; "
+                                       f"using the MNIST copy in {tmp_path / 'env'}\n")
+
+
 @pytest.mark.parametrize("given", ["missing", "empty"])
 def test_a_fallback_from_the_folder_given_names_the_folder_used(tmp_path, monkeypatch, capsys, given):
     arrays = tiny_mnist(tmp_path / "env")
@@ -526,7 +537,7 @@ def test_a_fallback_from_the_folder_given_names_the_folder_used(tmp_path, monkey
         folder.mkdir()
     images, _ = load_mnist("train", data_dir=folder, download=False)
     np.testing.assert_array_equal(images, arrays[TRAIN[0]])
-    state = "does not exist" if given == "missing" else "lacks the train split"
+    state = "does not exist" if given == "missing" else f"lacks {TRAIN[0]}.gz, {TRAIN[1]}.gz"
     assert capsys.readouterr().err == f"note: --data-dir {folder} {state}; using the MNIST copy in {tmp_path / 'env'}\n"
 
 

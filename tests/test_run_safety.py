@@ -135,6 +135,15 @@ def test_overwrite_removes_the_old_runs_files_and_says_what_it_kept(script, tiny
     assert "; kept 1 that are not a run's: notes.txt" in printed
 
 
+def test_overwrite_into_a_folder_without_a_run_keeps_everything(script, tiny_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own")
+    assert train(script, tiny_mnist, out, "--max-steps", "1", "--overwrite") == 0
+    assert f"--overwrite: no run in {out}; kept 1 that are not a run's: notes.txt" in capsys.readouterr().out
+    assert (out / "notes.txt").read_text() == "the user's own"
+
+
 def test_overwrite_never_removes_the_run_resume_continues(script, tiny_mnist, tmp_path, monkeypatch):
     out = tmp_path / "run"
     assert train(script, tiny_mnist, out, "--max-steps", "2") == 0

@@ -81,7 +81,8 @@ def load_mnist(split: str = "train", data_dir=None, download: bool = True) -> tu
     directory = find_mnist(data_dir, split)
     if given and directory is not None and directory != Path(given).expanduser():
         # Not silent: the folder given does not hold the split, and another one does.
-        state = "does not exist" if not Path(given).expanduser().exists() else f"lacks the {split} split"
+        missing = [f"{name}.gz" for name in names if _file_in(Path(given).expanduser(), name) is None]
+        state = "does not exist" if not Path(given).expanduser().exists() else f"lacks {', '.join(missing)}"
         print(f"note: {flag} {given} {state}; using the MNIST copy in {directory}", file=sys.stderr)
     if directory is None:
         directory = download_dir(data_dir)
