@@ -257,7 +257,7 @@ def format_table(result: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     checkpoint = checkpoint_file(args.checkpoint)
-    if not checkpoint.is_file():
+    if not checkpoint.exists():
         raise CheckpointError(f"checkpoint {checkpoint} does not exist")
     # Before minutes of work: the results must have somewhere to go, and not over the checkpoint.
     if args.out is None:
