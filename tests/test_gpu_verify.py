@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_verify.sh"
 STAGES = ["doctor", "tests_fast", "bench", "mnist_fused", "mnist_autograd", "tests_rest"]
-LIMIT = 480  # one device command of 8 minutes
+LIMIT = 420  # one device command of 8 minutes, less a minute for start-up checks and test collection
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
@@ -28,7 +28,7 @@ def test_the_script_parses():
     assert result.returncode == 0, result.stderr
 
 
-def test_dry_run_lists_every_stage_in_order_with_budgets_within_eight_minutes(tmp_path):
+def test_dry_run_lists_every_stage_in_order_with_budgets_within_seven_minutes(tmp_path):
     result = run("--dry-run", env={"OUT": str(tmp_path / "out")})
     assert result.returncode == 0, result.stdout + result.stderr
     rows = re.findall(r"^  (\w+) +(\d+)s  (.+)$", result.stdout, flags=re.M)
