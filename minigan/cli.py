@@ -99,6 +99,8 @@ def check_output_dir(path, what: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SystemExit(f"error: {what} {path} is a file, not a folder")
+    if path.is_symlink() and not path.exists():
+        raise SystemExit(f"error: {what} {path} is a link to {os.readlink(path)}, which does not exist")
     ancestor = _existing_ancestor(path)
     if not path.exists() and not ancestor.is_dir():
         raise SystemExit(f"error: {what} {path} cannot be created: {ancestor} is a file, not a folder")

@@ -61,6 +61,12 @@ def test_check_output_dir(tmp_path):
         cli.check_output_dir(tmp_path / "file" / "sub" / "deeper")
 
 
+def test_check_output_dir_dangling_link(tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    with pytest.raises(SystemExit, match=r"^error: --out .*link is a link to .*gone, which does not exist$"):
+        cli.check_output_dir(tmp_path / "link")
+
+
 def test_check_output_dir_unwritable(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
