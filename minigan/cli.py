@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -209,7 +210,7 @@ class FolderLock:
 
 
 def _host() -> str:
-    return os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+    return socket.gethostname()
 
 
 # --- one line per expected failure -----------------------------------------------------------------
