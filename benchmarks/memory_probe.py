@@ -73,8 +73,8 @@ def trace(batch_size: int, top: int) -> dict:
     def on_event(frame, event, arg):
         current, _ = tracemalloc.get_traced_memory()
         if current > highest["bytes"] + MB // 4:
-            highest.update(bytes=current, snapshot=tracemalloc.take_snapshot(),
-                           where=f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name} ({event})")
+            where = f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name} ({event})"
+            highest.update(bytes=current, snapshot=tracemalloc.take_snapshot(), where=where)
 
     sys.setprofile(on_event)
     try:
@@ -104,8 +104,9 @@ def main(argv=None) -> None:
         print(f"\nB = {batch_size}: alive before the iteration {result['traced_before_mb']:.1f} MB "
               f"(parameters {alive['parameters']:.1f}, gradients kept from the last step {alive['gradients']:.1f}, "
               f"Adam state {alive['adam_state']:.1f}); traced peak {result['traced_peak_mb']:.1f} MB")
-        print(f"  snapshot at {result['snapshot_mb']:.1f} MB ({result['traced_peak_mb'] - result['snapshot_mb']:.1f} MB "
-              f"below the peak), taken at {result['snapshot_where']}; alive by allocating line:")
+        below = result["traced_peak_mb"] - result["snapshot_mb"]
+        print(f"  snapshot at {result['snapshot_mb']:.1f} MB ({below:.1f} MB below the peak), "
+              f"taken at {result['snapshot_where']}; alive by allocating line:")
         for line in result["top_lines"]:
             print(f"    {line['mb']:8.1f} MB  {line['blocks']:5d} arrays  {line['where']}")
 
