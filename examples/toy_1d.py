@@ -226,7 +226,7 @@ def main(argv=None) -> int:
             return rng.uniform(-1, 1, (m, 1)).astype(np.float32)
         return rng.standard_normal((m, 1)).astype(np.float32)
 
-    def sample_noise_batch():
+    def sample_noise():
         return Tensor(draw_noise(BATCH_SIZE))
 
     grid = np.linspace(*X_RANGE, 800)
@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     training_seconds = 0.0
     for step in range(1, args.steps + 1):
         started = time.perf_counter()
-        stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k=1, loss="nonsaturating")
+        stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k=1, loss="nonsaturating")
         training_seconds += time.perf_counter() - started
         if step in moments or step in frame_steps:
             frames.append(snapshot(G, D, step, z_arrows, z_density, grid))

@@ -92,7 +92,7 @@ def train_one_seed(seed: int, steps: int, moments, eval_samples: int, decay: boo
     def sample_data():
         return Tensor(sample_ring(BATCH_SIZE, rng, NUM_MODES, RADIUS, MODE_STD).astype(np.float32))
 
-    def sample_noise_batch():
+    def sample_noise():
         return Tensor(rng.standard_normal((BATCH_SIZE, NOISE_DIM), dtype=np.float32))
 
     # The same noise at every moment, so that the panels differ only because G does.
@@ -105,7 +105,7 @@ def train_one_seed(seed: int, steps: int, moments, eval_samples: int, decay: boo
             # samples keep swinging around the modes (one seed's high-quality fraction went from
             # 95% to 18% and back between checkpoints); the decay lets G settle onto them.
             opt_G.lr = opt_D.lr = LEARNING_RATE * min(1.0, (steps - step) / (steps / 2))
-        gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise_batch, k=1, loss="nonsaturating")
+        gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k=1, loss="nonsaturating")
         if step in moments:
             snapshots[step] = generate(G, fixed_z)
     seconds = time.perf_counter() - started
