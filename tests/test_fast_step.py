@@ -196,6 +196,19 @@ def test_parameters_are_views_into_one_flat_buffer_per_player():
             np.testing.assert_array_equal(view, p.data)
 
 
+def test_the_gradient_into_g_reuses_ds_first_hidden_buffer():
+    """dL/dG(z) lives in D's first hidden buffer (no m × 784 buffer of its own); a D too narrow for
+    it gets its own buffer. The parity tests check that nothing read later is overwritten."""
+    (G, D), _ = players(np.float32)
+    ws = FusedTrainer(G, D).workspace(16)
+    assert ws.fake_grad.shape == (16, 784) and np.shares_memory(ws.fake_grad, ws.d_hidden[0])
+    assert not any(np.shares_memory(ws.fake_grad, a) for a in [*ws.g_hidden, *ws.g_hidden_grads, *ws.d_inputs])
+    narrow_G = nn.Sequential(nn.Linear(3, 40), nn.Tanh())
+    narrow_D = nn.Sequential(nn.Linear(40, 4), nn.LeakyReLU(0.2), nn.Linear(4, 1))
+    ws = FusedTrainer(narrow_G, narrow_D).workspace(5)  # D's first hidden buffer: 10 × 4 < 5 × 40
+    assert ws.fake_grad.shape == (5, 40) and not np.shares_memory(ws.fake_grad, ws.d_hidden[0])
+
+
 def test_modules_are_copied_in_and_written_back_only_by_copy_to_modules():
     (G, D), _ = players(np.float32)
     arrays = [p.data for p in G.parameters() + D.parameters()]
