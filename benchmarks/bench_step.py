@@ -10,7 +10,10 @@ with its Adam update, in float32.
 Rows: "minigan" (gan.train_iteration, the readable path), "torch" (benchmarks/torch_reference.py,
 eager), and "minigan fast" when minigan.fast.FusedTrainer exists. On the CPU also "GEMMs alone":
 the fused iteration's matrix products replayed with nothing else, a floor under any NumPy step
-that runs them. On CUDA also "minigan TF32" and "torch TF32" (float32 storage, TF32 tensor-core
+that runs them, and "torch GEMMs alone": the same products through torch.mm. Each training row
+then reports its time above its own library's GEMMs (minigan rows above "GEMMs alone", torch
+above "torch GEMMs alone"): framework work compared with framework work, whatever the BLAS.
+On CUDA also "minigan TF32" and "torch TF32" (float32 storage, TF32 tensor-core
 GEMMs), "minigan fast TF32", and "torch cuda graph": the whole iteration captured once with
 torch.cuda.graph and capturable Adam, then replayed, the strongest torch peer. Every row records
 whether it ran as a captured CUDA graph (`captured` in the JSON); a fast row that should have
@@ -35,7 +38,13 @@ Method, chosen so that the numbers compare like with like:
   bytes in use from the allocator over the same span (torch.cuda.max_memory_allocated, and a CuPy
   memory hook for minigan). Both count weights, gradients, Adam state and working memory.
 
-Results: a table on stdout, and benchmarks/results/bench_step-<device>-<time>.json and .png.
+What ran is printed before the timing and kept in the JSON (machine.blas, machine.cpu): NumPy's
+BLAS as threadpoolctl reports it (library, version, kernel architecture, threads), torch's BLAS
+and CPU capability, the CPU's vector extensions, and every BLAS/OpenMP variable the user set.
+A kernel chosen by a variable (OPENBLAS_CORETYPE, MKL_DEBUG_CPU_TYPE, ...) is marked PINNED.
+
+Results: a table on stdout, and benchmarks/results/bench_step-<device>-<time>[-<kernel>].json and
+.png, where on the CPU <kernel> is NumPy's BLAS kernel, with "-pinned" when a variable chose it.
 """
 
 from __future__ import annotations
