@@ -134,7 +134,8 @@ def test_bce_target_outside_zero_one(target, shown):
 
 def test_bce_takes_targets_at_the_ends_of_the_range_and_any_float_array():
     logits = Tensor(np.zeros(2, np.float32), requires_grad=True)
-    for target in (0, 1.0, np.array([0.0, 1.0]), np.array([0.0, 1.0], np.float32), Tensor(np.array([0.0, 1.0], np.float32))):
+    targets = (0, 1.0, np.array([0.0, 1.0]), np.array([0.0, 1.0], np.float32), Tensor(np.array([0.0, 1.0], np.float32)))
+    for target in targets:
         loss = nn.binary_cross_entropy_with_logits(logits, target)
         assert loss.dtype == np.float32 and loss.item() == pytest.approx(np.log(2))
 
@@ -151,7 +152,8 @@ def test_gradcheck_of_a_function_that_returns_a_float():
 
 @pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "3", True, None])
 def test_manual_seed_refuses_what_no_generator_takes(seed):
-    with pytest.raises(ValueError, match=re.escape(f"manual_seed: the seed must be an integer in [0, 2**32), got {seed!r}")):
+    expected = f"manual_seed: the seed must be an integer in [0, 2**32), got {seed!r}"
+    with pytest.raises(ValueError, match=re.escape(expected)):
         minigan.manual_seed(seed)
     minigan.manual_seed(0)
     minigan.nn.Linear(2, 3)  # the generator still works afterwards

@@ -113,7 +113,9 @@ def test_float32_is_as_accurate_as_the_autograd_path():
         return np.concatenate([p.data.ravel().astype(np.float64) for p in G.parameters() + D.parameters()])
 
     truth = train(np.float64, False)
-    rms = lambda a: np.sqrt(np.mean((a - truth) ** 2))
+    def rms(a):
+        return np.sqrt(np.mean((a - truth) ** 2))
+
     autograd_error, fused_error = rms(train(np.float32, False)), rms(train(np.float32, True))
     assert 0 < fused_error < 2 * autograd_error
 

@@ -71,7 +71,8 @@ def _layers_of(module: nn.Module, name: str) -> list[_Layer]:
         activation = modules[i + 1] if i + 1 < len(modules) else None
         if activation is not None and not isinstance(activation, (nn.LeakyReLU, nn.Tanh)):
             if not isinstance(activation, nn.Linear):
-                raise ValueError(f"FusedTrainer: {name}[{i + 1}] is {activation!r}; the fused step supports {supported}")
+                raise ValueError(f"FusedTrainer: {name}[{i + 1}] is {activation!r}; "
+                                 f"the fused step supports {supported}")
             activation = None
         layers.append(_Layer(linear, activation))
         i += 2 if activation is not None else 1
@@ -150,19 +151,19 @@ class _FlatPlayer:
         given; grad_buffers[l] receives dL/d(outputs[l]) for the hidden layers.
         """
         delta = grad_output
-        for l in reversed(range(len(self.layers))):
-            layer = self.layers[l]
+        for index in reversed(range(len(self.layers))):
+            layer = self.layers[index]
             if layer.backward is not None:
-                layer.backward(delta, outputs[l], scratches[l])
-            h_in = x if l == 0 else outputs[l - 1]
+                layer.backward(delta, outputs[index], scratches[index])
+            h_in = x if index == 0 else outputs[index - 1]
             if param_grads:
-                linalg.matmul(h_in, delta, self.weight_grads[l], trans_a=True)
-                linalg.column_sum(delta, self.bias_grads[l])
-            if l > 0:
-                linalg.matmul(delta, self.weights[l], grad_buffers[l - 1], trans_b=True)
-                delta = grad_buffers[l - 1]
+                linalg.matmul(h_in, delta, self.weight_grads[index], trans_a=True)
+                linalg.column_sum(delta, self.bias_grads[index])
+            if index > 0:
+                linalg.matmul(delta, self.weights[index], grad_buffers[index - 1], trans_b=True)
+                delta = grad_buffers[index - 1]
             elif grad_input is not None:
-                linalg.matmul(delta, self.weights[l], grad_input, trans_b=True)
+                linalg.matmul(delta, self.weights[index], grad_input, trans_b=True)
 
     def adam_step(self) -> None:
         kernels.adam(self.params, self.grads, self.exp_avg, self.exp_avg_sq, self.adam_scalars, self.adam_scratch)
@@ -257,8 +258,7 @@ class _Workspace:
 
     def d_rows(self, rows):
         """D's hidden buffers cut to the first `rows` rows (the generator step uses m), and its scratch."""
-        cut = lambda arrays: [a[:rows] for a in arrays]
-        return cut(self.d_hidden), cut(self.d_hidden_grads), self.d_scratch
+        return [a[:rows] for a in self.d_hidden], [a[:rows] for a in self.d_hidden_grads], self.d_scratch
 
 
 def _cut(flat, shapes):
