@@ -20,7 +20,7 @@ whether it ran as a captured CUDA graph (`captured` in the JSON); a fast row tha
 been captured and ran eagerly is marked EAGER in the table.
 
 Needs PyTorch, the peer it is timed against: pip install -e ".[bench]" (on a machine with a CUDA
-build of torch already, keep that one; see README).
+build of torch already, keep that one; see docs/training.md, "On a GPU").
 
 Method, chosen so that the numbers compare like with like:
 - every implementation starts from the same weights (minigan's, copied into torch) and trains on

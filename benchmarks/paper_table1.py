@@ -6,8 +6,9 @@
 For each seed it runs `examples/mnist.py --config paper` in RUNS/seedN, resuming where it stopped,
 and after every `--every` epochs keeps the checkpoint as checkpoint_epochE.npz and scores it with
 `python -m minigan.evaluate` (10,000 samples, the paper's Parzen protocol) into
-evaluation_epochE.json. Then it writes results/paper_table1-DATE.json (the Parzen curve per seed,
-the last common epoch's mean) and a plot of Parzen against epochs. The paper reports 225 ± 2.
+evaluation_epochE.json. Then it writes results/paper_table1-NOISE-DATE.json (NOISE is the prior,
+--noise; the Parzen curve per seed, the last common epoch's mean) and a plot of Parzen against
+epochs. The paper reports 225 ± 2.
 Runs are long (about 20 s per epoch on one idle 2-core CPU; 250 epochs per seed), so start it
 under nohup; a cut-off run continues where it stopped. When a child command fails, this script
 stops with the child's exit status, after the child's own message.

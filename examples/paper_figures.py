@@ -1,7 +1,7 @@
 """The paper's Figures 2 and 3 from a trained MNIST generator.
 
     python examples/paper_figures.py runs/mnist-paper/checkpoint.npz             # beside the checkpoint
-    python examples/paper_figures.py runs/mnist-paper/checkpoint.npz --out docs  # the README's figures
+    python examples/paper_figures.py runs/mnist-paper/checkpoint.npz --out docs  # docs/results.md's figures
 
 Figure 2: samples, each row ending in the training digit nearest (in pixel space) to the sample
 beside it, framed in yellow, as in the paper: the generator does not copy its training set.

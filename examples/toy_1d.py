@@ -1,7 +1,7 @@
 """Figure 1 of the GAN paper, drawn from a real run: a 1-D GAN learning p_data = N(4, 0.5).
 
     python examples/toy_1d.py                       # writes toy_1d.png
-    python examples/toy_1d.py --out docs/figure1_toy_1d.png  # the README figure: the defaults, uniform z
+    python examples/toy_1d.py --out docs/figure1_toy_1d.png  # docs/results.md's figure: the defaults, uniform z
     python examples/toy_1d.py --animate docs/figure1_animation.gif   # also the run as a GIF
 
 Like the paper's figure, each panel shows the data density (black dots), the generator's

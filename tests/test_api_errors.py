@@ -1,8 +1,8 @@
 """The Python API refuses what torch refuses, each time with one line that names the mistake.
 
 Where torch makes a choice (it accepts SGD(momentum=2), an empty mean is nan), minigan makes the
-same one. Each test here failed on the code before its fix: silently, or with an error from deep
-inside NumPy or Python that named something other than the mistake.
+same one. Without these checks each case fails silently, or with an error from deep inside NumPy
+or Python that names something other than the mistake.
 """
 
 import warnings

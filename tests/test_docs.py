@@ -117,7 +117,7 @@ def test_readme_test_command_is_what_ci_runs():
     readme = readme_test_command((ROOT / "README.md").read_text(encoding="utf-8"))
     ci = ci_test_command((ROOT / ".ci" / "run").read_text(encoding="utf-8"))
     assert readme == ci
-    assert readme == 'pip install -e ".[dev]" && python -m pytest'
+    assert readme == 'pip install -e ".[dev]" && ruff check . && python -m pytest'
 
 
 def test_the_checks_catch_what_they_look_for(tmp_path):

@@ -241,7 +241,7 @@ OPS = {
     "rmul_np64": lambda x, y: np.float64(2.0) * x,
     "rdiv_np64": lambda x, y: np.float64(2.0) / x,
     "div_np64": lambda x, y: x / np.float64(2.0),
-    # A float64 array with a float32 tensor is a TypeError now, as a float64 Tensor is (test_bad_inputs).
+    # A float64 array with a float32 tensor is a TypeError, as a float64 Tensor is (test_bad_inputs).
     "radd_array": lambda x, y: on(x, np.ones(3, dtype=x.dtype)) + x,
     "radd_int_array": lambda x, y: on(x, np.arange(3)) + x,
     "rsub_int": lambda x, y: 2 - x,
