@@ -195,6 +195,8 @@ def train(args, config, engine, resumed) -> int:
         at, rng = Progress(), np.random.default_rng(args.seed)  # rng: noise and minibatch order, on the host
     else:
         at, rng = restore(resumed, args.resume, players, log, config, iterations_per_epoch, len(data), device)
+    # On the autograd engine `iteration` is gan.train_iteration (Algorithm 1's box) or, for the
+    # paper config, gan.simultaneous_iteration: read those first. The fused engine runs the same maths.
     iteration = fast.make_iteration(engine, G, D, opt_G, opt_D, k=k, loss=loss, update=args.update,
                                     graph=not args.no_graph, tf32=args.tf32)
 
