@@ -2,6 +2,7 @@
 
     python benchmarks/paper_table1.py --seeds 0 1 2 --epochs 250            # train, evaluate, collect
     python benchmarks/paper_table1.py --seeds 0 1 2 --collect-only          # only write the JSON and plot
+    python benchmarks/paper_table1.py --compare A.json B.json               # both priors' curves in one plot
 
 For each seed it runs `examples/mnist.py --config paper` in RUNS/seedN, resuming where it stopped,
 and after every `--every` epochs keeps the checkpoint as checkpoint_epochE.npz and scores it with
@@ -151,6 +152,42 @@ def plot(path: Path, summary: dict) -> Path:
         plt.close(fig)
 
 
+def plot_priors(path: Path, records: list[dict]) -> Path:
+    """Several Table-1 records (one per prior) in one plot: each seed's curve, coloured by prior."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for colour, record in zip(("tab:blue", "tab:orange", "tab:green", "tab:red"), records):
+        for i, seed in enumerate(record["seeds"]):
+            points = sorted((int(e), v[str(seed)]) for e, v in record["curve"].items() if str(seed) in v)
+            ax.plot(*zip(*points), marker="o", ms=3, color=colour, ls=("-", "--", ":")[i % 3],
+                    label=f"{record['noise']} prior, seed {seed} ({record['date']})")
+    ax.axhline(PAPER_PARZEN[0], color="black", ls="--", lw=1, label="paper, Table 1 (225)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Parzen log-likelihood of test digits (nats)")
+    ax.set_title("minigan, --config paper, by prior")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def read_record(path: str) -> dict:
+    """A Table-1 JSON this script wrote, or one line saying why it is not one."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: --compare {path}: not a readable JSON file ({error})") from None
+    if not isinstance(record, dict) or not {"noise", "seeds", "curve", "date"} <= record.keys():
+        raise SystemExit(f"error: --compare {path}: not a Table-1 record (needs noise, seeds, curve and date)")
+    return record
+
+
 def recorded_command(argv) -> str:
     """The command line with folder arguments as placeholders: they name this machine's folders."""
     shown, folders = [], ("--runs", "--results", "--data-dir")
@@ -175,7 +212,15 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"), help="where the JSON and plot go")
     p.add_argument("--data-dir", help="passed to examples/mnist.py and minigan.evaluate")
     p.add_argument("--collect-only", action="store_true", help="train nothing; summarize the scores there are")
+    p.add_argument("--compare", nargs="+", metavar="JSON",
+                   help="train nothing; plot these Table-1 records (one per prior) together")
     args = p.parse_args(argv)
+    if args.compare:
+        records = [read_record(path) for path in args.compare]
+        results = cli.check_output_dir(args.results, "--results")
+        png_path = plot_priors(results / f"paper_table1-priors-{datetime.date.today().isoformat()}.png", records)
+        print(f"wrote {png_path}")
+        return 0
     repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
     if repeated:
         p.error(f"--seeds names {', '.join(map(str, repeated))} more than once")

@@ -41,3 +41,22 @@ def test_collect_only_writes_the_table1_record_and_plot(tmp_path, capsys):
 def test_collect_only_without_scores_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="no epoch has been scored for every seed yet"):
         paper_table1.main(["--runs", str(tmp_path), "--results", str(tmp_path / "out"), "--collect-only"])
+
+
+def test_compare_plots_both_priors_and_refuses_other_files(tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    fake_evaluation(runs / "seed0", 25, 100.0)
+    fake_evaluation(runs / "seed0", 50, 150.0)
+    records = []
+    for noise in ("uniform", "normal"):
+        assert paper_table1.main(["--runs", str(runs), "--results", str(out / noise), "--seeds", "0",
+                                  "--noise", noise, "--collect-only"]) == 0
+        (path,) = (out / noise).glob("paper_table1-*.json")
+        records.append(str(path))
+    assert paper_table1.main(["--results", str(out), "--compare", *records]) == 0
+    (png,) = out.glob("paper_table1-priors-*.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    not_a_record = tmp_path / "other.json"
+    not_a_record.write_text(json.dumps({"epochs": 3}))
+    with pytest.raises(SystemExit, match="not a Table-1 record"):
+        paper_table1.main(["--results", str(out), "--compare", str(not_a_record)])
