@@ -19,7 +19,7 @@ downstream drift by up to about 0.4·lr. The tests show that
 - with no kink flip, GEMM rounding moves no element by more than 0.05·lr (doctor.DRIFT is 0.1);
 - every element beyond DRIFT comes from a run with a kink flip, and stays within the few
   (doctor.KINK_SHARE) and the bound (doctor.KINK_DRIFT) parameter_drift allows;
-- the batches of tests/test_fast_cuda.py reach that regime (the k = 2 minimax case flips);
+- the batches of tests/test_fast_cuda.py reach that regime under a GPU-like rounding (k = 2, minimax);
 - a wrong kernel still fails parameter_drift by a wide margin.
 """
 
@@ -128,14 +128,20 @@ def test_the_gpu_tolerance_holds_under_gemm_rounding(monkeypatch, k, loss, round
 
 
 def test_the_batches_of_the_gpu_test_reach_a_kink_flip(monkeypatch):
-    """k = 2 with the minimax loss flips a LeakyReLU input between autograd and the fused step
-    on the CPU already, and elements of D's first weight drift beyond DRIFT: the tolerance has
-    to allow them, on the GPU as here."""
-    _, drifts, flips = train_both(monkeypatch, 2, "minimax", None)
-    assert flips > 0
-    beyond = int(np.count_nonzero(drifts["D.0.weight"] > doctor.DRIFT))
-    assert 0 < beyond <= doctor.KINK_SHARE * drifts["D.0.weight"].size
-    assert doctor.DRIFT < drifts["D.0.weight"].max() < doctor.KINK_DRIFT
+    """k = 2 with the minimax loss flips a LeakyReLU input between autograd and a GPU-like rounding
+    of the fused step, and elements of D's first weight drift beyond DRIFT: the tolerance has to
+    allow them. Whether NumPy's own BLAS flips one too depends on its kernel and threads (seen both
+    ways on one machine), so the GPU-like roundings are the ones asked to reach it."""
+    reached = 0
+    for rounding in ("rounded once", "split-K", "reversed"):
+        _, drifts, flips = train_both(monkeypatch, 2, "minimax", ROUNDINGS[rounding])
+        if flips == 0:
+            continue
+        reached += 1
+        beyond = int(np.count_nonzero(drifts["D.0.weight"] > doctor.DRIFT))
+        assert 0 < beyond <= doctor.KINK_SHARE * drifts["D.0.weight"].size, rounding
+        assert doctor.DRIFT < drifts["D.0.weight"].max() < doctor.KINK_DRIFT, rounding
+    assert reached > 0, "no GPU-like rounding flipped a LeakyReLU input in the k = 2 minimax case"
 
 
 def test_a_wrong_kernel_still_fails_the_tolerance(monkeypatch):
