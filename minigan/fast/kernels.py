@@ -49,10 +49,7 @@ def _on_gpu(array) -> bool:
 # blocks of rows that fit it, at most this many elements (128 KB in float32), never a whole
 # (batch, features) array (64 MB at B = 8192). Each block runs all of an op's passes (bias,
 # activation, derivative) before the next, so that its rows are read from memory once and stay
-# in the L2 cache across those passes. With the bias added inside the blocks and the backward's
-# slope as a broadcast row (_slope_row), the forward activations took 16% / 27% less CPU time and
-# the backward 6% / 17% less at B = 1024 / 8192 than with a whole-array bias pass and 4 MB blocks
-# (reference GAN, one thread, AMD EPYC VM, 2026-12-02).
+# in the L2 cache across those passes (benchmarks/README.md has what that saves).
 SCRATCH_ELEMENTS = 1 << 15
 
 
