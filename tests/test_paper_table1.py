@@ -1,6 +1,7 @@
 """benchmarks/paper_table1.py: collecting the per-seed Parzen curve into the Table-1 record."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -60,3 +61,95 @@ def test_compare_plots_both_priors_and_refuses_other_files(tmp_path, capsys):
     not_a_record.write_text(json.dumps({"epochs": 3}))
     with pytest.raises(SystemExit, match="not a Table-1 record"):
         paper_table1.main(["--results", str(out), "--compare", str(not_a_record)])
+
+
+def test_the_record_keeps_every_score_and_where_each_seed_stands(tmp_path):
+    runs = tmp_path / "runs"
+    for epoch, value in ((50, 140.0), (100, 160.0), (150, 170.0)):
+        fake_evaluation(runs / "seed0", epoch, value)
+    fake_evaluation(runs / "seed1", 50, 135.0)
+    out = tmp_path / "out"
+    assert paper_table1.main(["--runs", str(runs), "--results", str(out), "--seeds", "0", "1",
+                              "--record", "long-runs", "--collect-only"]) == 0
+    record = json.loads((out / "long-runs.json").read_text())
+    assert (out / "long-runs.png").read_bytes()[:4] == b"\x89PNG"
+    assert record["epochs"] == 50 and record["parzen"] == [140.0, 135.0]  # the last epoch both reached
+    assert record["latest"] == {"0": {"epoch": 150, "parzen": 170.0, "parzen_se": 2.0, "sigma": 0.2, "fid": 50.0,
+                                      "inception_score": None, "classes_covered": 10},
+                                "1": {"epoch": 50, "parzen": 135.0, "parzen_se": 2.0, "sigma": 0.2, "fid": 50.0,
+                                      "inception_score": None, "classes_covered": 10}}
+    assert record["scores"]["100"]["0"]["parzen"] == 160.0 and "1" not in record["scores"]["100"]
+    assert len(record["scored"]) == 2 and record["scored"][0] <= record["scored"][1]
+    assert record["machine"]["openblas_coretype"]
+
+
+def test_record_names_a_file_not_a_folder(tmp_path):
+    with pytest.raises(SystemExit):
+        paper_table1.main(["--runs", str(tmp_path), "--results", str(tmp_path), "--record", "../x", "--collect-only"])
+
+
+def write_checkpoint_at(path: Path, epoch: int):
+    np.savez(path, **{"meta.epoch": np.array(epoch)})
+
+
+def fake_children(monkeypatch, calls):
+    """run_child stand-in: training writes checkpoint.npz at the target epoch, scoring writes a record."""
+    def run_child(what, command, log=None, **kwargs):
+        calls.append((what, log))
+        if "examples" in command[1]:
+            folder = Path(command[command.index("--resume") + 1]).parent if "--resume" in command else \
+                Path(command[command.index("--out") + 1])
+            write_checkpoint_at(folder / "checkpoint.npz", int(command[command.index("--epochs") + 1]))
+        else:
+            scored = Path(command[command.index("--out") + 1])
+            fake_evaluation(scored.parent, int(scored.stem.removeprefix("evaluation_epoch")), 100.0)
+    monkeypatch.setattr(paper_table1, "run_child", run_child)
+
+
+def test_it_resumes_whatever_a_folder_holds(tmp_path, monkeypatch, capsys):
+    seed0 = tmp_path / "seed0"
+    seed0.mkdir()
+    # A session ended past epoch 50 without keeping it (kept every 25 before, say) and scored 25 only.
+    write_checkpoint_at(seed0 / "checkpoint.npz", 60)
+    write_checkpoint_at(seed0 / "checkpoint_epoch025.npz", 25)
+    fake_evaluation(seed0, 25, 80.0)
+    calls = []
+    fake_children(monkeypatch, calls)
+    paper_table1.train_and_evaluate(seed0, 0, "uniform", 100, 50, [])
+    assert "past epoch 50, which was never kept" in capsys.readouterr().out
+    assert [what for what, _ in calls] == ["examples/mnist.py (seed 0, to epoch 100)",
+                                           "minigan.evaluate (checkpoint_epoch100.npz)"]
+    # Started again with everything done: nothing runs.
+    calls.clear()
+    paper_table1.train_and_evaluate(seed0, 0, "uniform", 100, 50, [])
+    assert calls == []
+
+
+def test_jobs_train_seeds_at_once_each_at_one_thread_with_its_own_log(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    calls = []
+    fake_children(monkeypatch, calls)
+    paper_table1.train_seeds(tmp_path, [0, 1], "uniform", 50, 50, [], jobs=2)
+    assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    logs = {log for _, log in calls}
+    assert logs == {(tmp_path / "seed0" / "train.log").resolve(), (tmp_path / "seed1" / "train.log").resolve()}
+    out = capsys.readouterr().out
+    assert "seed 0, epoch 50: Parzen 100.0" in out and "seed 1, epoch 50: Parzen 100.0" in out
+
+
+def test_a_failed_seed_is_reported_after_the_others_finish(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    calls = []
+    fake_children(monkeypatch, calls)
+    real = paper_table1.run_child
+
+    def failing_for_seed1(what, command, log=None, **kwargs):
+        if "seed 1" in what:
+            raise paper_table1.ChildFailed(what, 3, f"; its output is in {log}")
+        real(what, command, log=log, **kwargs)
+
+    monkeypatch.setattr(paper_table1, "run_child", failing_for_seed1)
+    with pytest.raises(paper_table1.ChildFailed, match="seed 1.*exit status 3; its output is in"):
+        paper_table1.train_seeds(tmp_path, [0, 1], "uniform", 50, 50, [], jobs=2)
+    assert (tmp_path / "seed0" / "evaluation_epoch050.json").exists()  # seed 0 ran to the end
