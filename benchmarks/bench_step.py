@@ -147,6 +147,9 @@ def parse_args(argv=None):
     parser.add_argument("--loss", default="nonsaturating", choices=["nonsaturating", "minimax"])
     parser.add_argument("--seed", type=cli.seed_int, default=0)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--baseline", metavar="CHECKOUT", default=None,
+                        help="also time the readable path of the minigan in this other checkout (a folder "
+                             "holding minigan/), as the row 'minigan baseline', in the same run")
     parser.add_argument("--out-dir", default=None, help="default: benchmarks/results next to this file")
     parser.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)  # internal: CPU probe
     return parser.parse_args(argv)
@@ -272,6 +275,53 @@ def make_minigan(setup: Setup, tf32: bool = False) -> Runner:
     return Runner("minigan TF32" if tf32 else "minigan", iteration,
                   _synchronize_cupy if cuda else _nothing, peer="torch TF32" if tf32 else "torch",
                   precision=(lambda: cupy_tf32(tf32)) if cuda else contextlib.nullcontext)
+
+
+def load_baseline(checkout) -> object:
+    """The minigan package of another checkout, imported as `minigan_baseline` beside this one, so
+    that a change's cost is measured in the same process, interleaved with the current code."""
+    init = Path(checkout).resolve() / "minigan" / "__init__.py"
+    if not init.is_file():
+        raise SystemExit(f"error: --baseline {checkout}: no minigan/__init__.py there")
+    if "minigan_baseline" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("minigan_baseline", init,
+                                                      submodule_search_locations=[str(init.parent)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["minigan_baseline"] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module("minigan_baseline.gan")
+
+
+def baseline_description(checkout) -> str | None:
+    """The --baseline checkout's commit, when it is a git checkout (its folder names this machine)."""
+    if checkout is None:
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        head = ""
+    return f"commit {head}" if head else "a checkout without git"
+
+
+def make_minigan_baseline(setup: Setup, checkout) -> Runner:
+    """The readable path (gan.train_iteration) of the --baseline checkout, on the same weights and batches."""
+    base = load_baseline(checkout)
+    config = base.CONFIGS["reference"]
+    G, D = base.build_generator(config, device=setup.device), base.build_discriminator(config, device=setup.device)
+    G.load_state_dict(setup.weights["G"])
+    D.load_state_dict(setup.weights["D"])
+    opt_G, opt_D = base.build_optimizers(config, G, D)
+    xs = [base.Tensor(x, device=setup.device) for x in setup.data]
+    zs = [base.Tensor(z, device=setup.device) for z in setup.noise]
+
+    def iteration():
+        data, noise = iter(xs), iter(zs)
+        return base.train_iteration(G, D, opt_G, opt_D, lambda: next(data), lambda: next(noise),
+                                    setup.k, setup.loss)
+
+    return Runner("minigan baseline", iteration, _synchronize_cupy if setup.device != "cpu" else _nothing,
+                  peer="torch", measure_memory=False)
 
 
 def make_minigan_fast(setup: Setup, tf32: bool = False) -> Runner:
@@ -434,9 +484,11 @@ def make_torch_cuda_graph(setup: Setup) -> Runner:
                   captured=lambda: True, graph_expected=True)
 
 
-def factories(device: str) -> dict[str, Callable[[Setup], Runner]]:
+def factories(device: str, baseline=None) -> dict[str, Callable[[Setup], Runner]]:
     """Every implementation to time on `device`, by row name, in table order."""
     rows = {"minigan": make_minigan, "minigan fast": make_minigan_fast, "torch": make_torch}
+    if baseline is not None:
+        rows["minigan baseline"] = lambda setup: make_minigan_baseline(setup, baseline)
     if device == "cpu":
         rows["GEMMs alone"] = make_gemm_floor
         rows["torch GEMMs alone"] = make_torch_gemm_floor
@@ -731,7 +783,7 @@ def main(argv=None) -> int:
             raise SystemExit("--device cuda: this torch build has no CUDA")
         torch.set_float32_matmul_precision("highest")  # fp32 GEMMs unless a row asks for TF32
     thread_control = limit_threads(THREADS)
-    rows = factories(device)
+    rows = factories(device, args.baseline)
 
     if args.probe_memory:  # internal: we are the fresh process of cpu_memory_in_subprocess
         setup = make_setup(args.batch_sizes[0], args.k, args.loss, device, args.seed)
@@ -802,7 +854,8 @@ def main(argv=None) -> int:
         "settings": {"batch_sizes": args.batch_sizes, "k": args.k, "loss": args.loss,
                      "dtype": "float32", "iters": args.iters, "min_iters": args.min_iters,
                      "time_budget_s": args.time_budget, "warmup": args.warmup, "block": args.block,
-                     "seed": args.seed, "data": "fixed random batches: uniform [-1, 1] data, N(0, I) noise"},
+                     "seed": args.seed, "data": "fixed random batches: uniform [-1, 1] data, N(0, I) noise",
+                     "baseline": baseline_description(args.baseline)},
         "load_average_1min": {"before": load_before[0], "after": load_after[0]},
         "results": results, "skipped": skipped,
     }

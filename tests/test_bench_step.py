@@ -176,3 +176,17 @@ def test_threads_on_the_command_line_are_read_before_numpy_loads(bench_step):
     assert bench_step.requested_threads(["--threads", "0"]) is None  # parse_args refuses it later
     assert bench_step.requested_threads(["--threads", "x"]) is None
     assert bench_step.requested_threads([]) is None
+
+
+def test_baseline_row_runs_another_checkouts_readable_path_on_the_same_weights(bench_step, tmp_path):
+    # This checkout as its own baseline: the same code on the same weights and batches gives the same step.
+    setup = bench_step.make_setup(8, 1, "nonsaturating", "cpu", seed=0)
+    ours, theirs = bench_step.make_minigan(setup), bench_step.make_minigan_baseline(setup, ROOT)
+    assert theirs.name == "minigan baseline" and theirs.peer == "torch" and not theirs.measure_memory
+    a, b = ours.iteration(), theirs.iteration()
+    assert float(a["d_loss"]) == float(b["d_loss"]) and float(a["g_loss"]) == float(b["g_loss"])
+    assert sys.modules["minigan_baseline"].__name__ == "minigan_baseline"  # a second package, not ours again
+    assert bench_step.baseline_description(None) is None
+    assert bench_step.baseline_description(tmp_path) == "a checkout without git"
+    with pytest.raises(SystemExit, match="no minigan/__init__.py there"):
+        bench_step.load_baseline(tmp_path)
