@@ -1,4 +1,4 @@
-"""The optimizers where a torch habit meets them: each answer is torch's, or one line
+"""The optimizers and layers where a torch habit meets them: each answer is torch's, or one line
 naming the real cause. Every comparison runs torch on the same numbers."""
 
 import io
@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from minigan import Tensor, optim
+from minigan import Tensor, nn, optim
 
 torch = pytest.importorskip("torch")
 
@@ -199,3 +199,79 @@ def test_optimizer_load_state_dict_takes_tensors_as_torch_state_dicts_hold():
     fresh.load_state_dict({k: Tensor(v) if k.startswith("exp_avg") else v for k, v in state.items()})
     after = fresh.state_dict()
     assert all(np.array_equal(after[k], state[k]) for k in state)
+
+
+# --- nn: torch's answers, or one line naming the cause ----------------------------------------
+
+
+def test_module_load_state_dict_takes_tensors_as_torch_does():
+    ours = nn.Linear(3, 2)
+    source = nn.Linear(3, 2)
+    ours.load_state_dict({name: Tensor(value) for name, value in source.state_dict().items()})
+    np.testing.assert_array_equal(ours.weight.data, source.weight.data)
+    np.testing.assert_array_equal(ours.bias.data, source.bias.data)
+    assert ours.weight.data is not source.weight.data  # copied, as torch copies into its parameters
+    # torch takes tensors here too, and copies them in.
+    layer = torch.nn.Linear(3, 2)
+    layer.load_state_dict({"weight": torch.zeros(2, 3), "bias": torch.ones(2)})
+    assert layer.bias.tolist() == [1.0, 1.0]
+
+
+def test_a_layer_given_a_list_says_its_input_must_be_a_tensor():
+    with pytest.raises(TypeError) as ours:
+        nn.Linear(2, 1)([[1.0, 2.0]])
+    assert str(ours.value) == "Linear: input must be a Tensor, got list; wrap it: Tensor(x)"
+    with pytest.raises(TypeError, match="must be Tensor, not list"):  # torch's answer is a TypeError too
+        torch.nn.Linear(2, 1)([[1.0, 2.0]])
+
+
+def test_a_module_without_forward_names_itself():
+    class Model(nn.Module):
+        pass
+
+    with pytest.raises(NotImplementedError) as info:
+        Model()(Tensor(np.ones((1, 2))))
+    assert str(info.value) == "Model has no forward(); define forward(self, x)"
+
+
+@pytest.mark.parametrize("slope", ["0.2", None, [0.2], True])
+def test_leaky_relu_refuses_a_slope_that_is_not_a_number(slope):
+    with pytest.raises(TypeError) as info:
+        nn.LeakyReLU(slope)
+    assert str(info.value) == f"LeakyReLU: negative_slope must be a number, got {type(slope).__name__} {slope!r}"
+
+
+def test_linear_shape_error_names_the_shapes_once():
+    with pytest.raises(ValueError) as info:
+        nn.Linear(2, 1)(Tensor(np.ones((4, 3), np.float32)))
+    message = str(info.value)
+    assert "(4, 3)" in message and "(2, 1)" in message and "\n" not in message
+
+
+INF = float("inf")
+
+
+@pytest.mark.parametrize("target", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("form", ["number", "array", "tensor"])
+def test_bce_with_logits_at_infinite_logits(target, form):
+    """torch's loss and gradient where torch's loss is a number; where torch's is NaN (a hard label
+    meeting an infinite logit, or x = −∞), the limit: 0 for a right answer, ∞ for a wrong one."""
+    logits = np.array([INF, -INF, 3.0])
+    targets = np.full(3, target)
+    x = Tensor(logits.copy(), requires_grad=True)
+    given = {"number": target, "array": targets, "tensor": Tensor(targets)}[form]
+    with np.errstate(all="raise"):  # no inf − inf or 0·inf on the way
+        loss = nn.binary_cross_entropy_with_logits(x, given)
+        loss.backward()
+
+    t = torch.tensor(logits, requires_grad=True)
+    torch_loss = torch.nn.functional.binary_cross_entropy_with_logits(t, torch.tensor(targets))
+    torch_loss.backward()
+    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-13)
+    per_element = [torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor([v]), torch.tensor([target])).item() for v in logits]
+    limits = {(INF, 1.0): 0.0, (-INF, 0.0): 0.0}
+    expected = [limits.get((v, target), INF) if np.isnan(e) else e for v, e in zip(logits, per_element)]
+    np.testing.assert_allclose(loss.item(), np.mean(expected), rtol=1e-15)
+    if not np.isnan(torch_loss.item()):
+        assert loss.item() == torch_loss.item()
