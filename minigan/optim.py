@@ -29,7 +29,7 @@ class Optimizer:
         self.params = _parameter_list(type(self).__name__, params)
         self.state = {name: [None] * len(self.params) for name in self.buffers}
         # How many updates each parameter has had (torch's state[p]["step"]): Adam's t.
-        self.state["step"] = [0] * len(self.params)
+        self.step_counts = [0] * len(self.params)
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -38,7 +38,7 @@ class Optimizer:
     def step(self) -> None:
         for i, p in enumerate(self.params):
             if p.grad is not None:
-                self.state["step"][i] += 1
+                self.step_counts[i] += 1
                 self._update(i, p)
 
     def _update(self, i, p) -> None:
@@ -53,7 +53,7 @@ class Optimizer:
     def step_count(self) -> int:
         """The step count all parameters share, for a trainer that keeps one count for all of them
         (minigan.fast); a ValueError if they differ."""
-        counts = sorted(set(self.state["step"]))
+        counts = sorted(set(self.step_counts))
         if len(counts) != 1:
             raise ValueError(f"{type(self).__name__}: the parameters have different step counts {counts}; "
                              f"one shared count cannot stand for them")
@@ -61,11 +61,11 @@ class Optimizer:
 
     def set_step_count(self, t: int) -> None:
         """Give every parameter the step count `t` (the counterpart of step_count)."""
-        self.state["step"] = [int(t)] * len(self.params)
+        self.step_counts = [int(t)] * len(self.params)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = {name: np.asarray(getattr(self, name)) for name in self.hyperparameters}
-        for i, count in enumerate(self.state["step"]):
+        for i, count in enumerate(self.step_counts):
             state[f"step.{i}"] = np.asarray(count, dtype=np.int64)
         for name in self.buffers:
             for i, value in enumerate(self.state[name]):
@@ -99,7 +99,7 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.load_state_dict: {err}") from None
         vars(self).update(values)
         self.state = {name: [None] * n for name in self.buffers}
-        self.state["step"] = steps
+        self.step_counts = steps
         for key, (name, i) in buffer_keys.items():
             if key in state:
                 p = self.params[i]
@@ -170,7 +170,7 @@ class Adam(Optimizer):
 
     def _update(self, i, p):
         beta1, beta2 = self.betas
-        t, g = self.state["step"][i], p.grad
+        t, g = self.step_counts[i], p.grad
         m, v = self._buffer("exp_avg", i, p), self._buffer("exp_avg_sq", i, p)
         xp = backend.array_module(p.data)
         m *= beta1

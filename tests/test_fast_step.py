@@ -501,7 +501,7 @@ def engines(dtype=np.float64, k=2, loss="minimax"):
 def assert_same_run(reference, fused, dtype=np.float64):
     assert_params_match(reference[:2], fused[:2], dtype)
     for ours, theirs in zip(fused[2:], reference[2:]):
-        assert ours.state["step"] == theirs.state["step"]
+        assert ours.step_counts == theirs.step_counts
         for name in ("exp_avg", "exp_avg_sq"):
             for a, b in zip(ours.state[name], theirs.state[name]):
                 np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-18)

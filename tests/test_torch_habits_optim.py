@@ -46,8 +46,11 @@ def test_adam_counts_steps_per_parameter_as_torch_does():
         gradients = [rng.standard_normal(p.shape) if h else None for p, h in zip(ours, has)]
         step_both(opt, torch_opt, ours, theirs, gradients)
         assert_same_parameters(ours, theirs)
-        assert opt.state["step"] == [int(torch_opt.state[t]["step"]) if t in torch_opt.state else 0 for t in theirs]
-    assert opt.state["step"] == [3, 3]
+        assert opt.step_counts == [int(torch_opt.state[t]["step"]) if t in torch_opt.state else 0 for t in theirs]
+    assert opt.step_counts == [3, 3]
+    # opt.state holds the buffers only, arrays like the parameters (memory probes sum their nbytes).
+    assert set(opt.state) == {"exp_avg", "exp_avg_sq"}
+    assert all(b.shape == p.shape for bs in opt.state.values() for b, p in zip(bs, ours))
 
 
 def test_a_step_without_gradients_changes_nothing():
@@ -60,7 +63,7 @@ def test_a_step_without_gradients_changes_nothing():
     opt.step()
     after = opt.state_dict()
     assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in before)
-    assert opt.state["step"] == [1]
+    assert opt.step_counts == [1]
 
 
 def test_sgd_with_momentum_matches_torch_when_some_gradients_are_missing():
@@ -128,7 +131,7 @@ def test_state_dict_holds_a_step_count_per_parameter():
     fresh = optim.Adam(adam_run(rng, [], [])[0])
     assert {k: int(v) for k, v in fresh.state_dict().items() if k.startswith("step")} == {"step.0": 0, "step.1": 0}
     fresh.load_state_dict(through_npz(state))
-    assert fresh.state["step"] == [3, 2]
+    assert fresh.step_counts == [3, 2]
 
 
 def test_a_state_dict_with_one_steps_count_loads_and_resumes_identically():
@@ -143,7 +146,7 @@ def test_a_state_dict_with_one_steps_count_loads_and_resumes_identically():
     ps, _ = adam_run(rng, gradients[:3], everyone)
     resumed = optim.Adam(ps, lr=1.0)
     resumed.load_state_dict(through_npz(old))
-    assert resumed.state["step"] == [3, 3] and resumed.lr == LR
+    assert resumed.step_counts == [3, 3] and resumed.lr == LR
     for gs in gradients[3:]:
         for p, g in zip(ps, gs):
             p.grad = g.copy()
@@ -158,11 +161,11 @@ def test_one_steps_count_gives_a_parameter_without_buffers_no_steps():
            "exp_avg.1": np.zeros(2), "exp_avg_sq.1": np.zeros(2)}
     opt = optim.Adam(adam_run(np.random.default_rng(4), [], [])[0])
     opt.load_state_dict(old)
-    assert opt.state["step"] == [0, 4]
+    assert opt.step_counts == [0, 4]
     sgd = optim.SGD([Tensor(np.zeros(2), requires_grad=True)], lr=0.1, momentum=0.9)
     sgd.load_state_dict({"lr": np.asarray(0.1), "momentum": np.asarray(0.9), "steps": np.asarray(7),
                          "velocity.0": np.ones(2)})
-    assert sgd.state["step"] == [7]
+    assert sgd.step_counts == [7]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -177,7 +180,7 @@ def test_a_bad_step_count_is_one_line(change, message):
     with pytest.raises(ValueError) as info:
         opt.load_state_dict(dict(before, **change))
     assert str(info.value) == message
-    assert opt.state["step"] == [1, 1]
+    assert opt.step_counts == [1, 1]
 
 
 def test_step_count_is_the_shared_count_or_an_error():
@@ -185,7 +188,7 @@ def test_step_count_is_the_shared_count_or_an_error():
     _, opt = adam_run(rng, gradient_steps(rng, 2), [(True, True), (True, True)])
     assert opt.step_count() == 2
     opt.set_step_count(5)
-    assert opt.state["step"] == [5, 5] and int(opt.state_dict()["step.1"]) == 5
+    assert opt.step_counts == [5, 5] and int(opt.state_dict()["step.1"]) == 5
     _, uneven = adam_run(rng, gradient_steps(rng, 2), [(True, False), (True, True)])
     with pytest.raises(ValueError, match=r"^Adam: the parameters have different step counts \[1, 2\]; "):
         uneven.step_count()
