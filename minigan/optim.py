@@ -74,48 +74,15 @@ class Optimizer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        state = _state_arrays(type(self).__name__, state)
-        n = len(self.params)
-        buffer_keys = {f"{name}.{i}": (name, i) for name in self.buffers for i in range(n)}
-        if "steps" in state and not any(f"step.{i}" in state for i in range(n)):
-            state = self._per_parameter_steps(state, buffer_keys)
-        known = set(self.hyperparameters) | {f"step.{i}" for i in range(n)}
-        unexpected = [k for k in state if k not in known and k not in buffer_keys]
-        missing = [k for k in known if k not in state]
-        if missing or unexpected:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: missing {missing}, unexpected {unexpected}")
-        for key, (name, i) in buffer_keys.items():
-            if key in state and np.shape(state[key]) != self.params[i].shape:
-                raise ValueError(f"{type(self).__name__}.load_state_dict: {key} has shape "
-                                 f"{np.shape(state[key])}, parameter {i} has {self.params[i].shape}")
-        steps = [_step_count(type(self).__name__, f"step.{i}", state[f"step.{i}"]) for i in range(n)]
-        values = {}
-        for name in self.hyperparameters:
-            value = np.asarray(state[name], dtype=np.float64)
-            values[name] = tuple(value.tolist()) if value.ndim else float(value)
-        try:
-            values = self._checked(**values)
-        except ValueError as err:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: {err}") from None
-        vars(self).update(values)
-        self.state = {name: [None] * n for name in self.buffers}
-        self.step_counts = steps
-        for key, (name, i) in buffer_keys.items():
-            if key in state:
-                p = self.params[i]
-                xp = backend.array_module(p.data)
-                self.state[name][i] = xp.asarray(backend.to_numpy(state[key]), dtype=p.dtype).copy()
-
-    def _per_parameter_steps(self, state: dict, buffer_keys: dict) -> dict:
-        """A state dict with one `steps` count for all parameters (an older checkpoint) in the
-        per-parameter form: a parameter that has buffers was updated at every one of those steps,
-        one without any never was."""
-        state = dict(state)
-        steps = state.pop("steps")
-        stepped = {i for key, (_, i) in buffer_keys.items() if key in state}
-        for i in range(len(self.params)):
-            state[f"step.{i}"] = steps if i in stepped else np.asarray(0, dtype=np.int64)
-        return state
+        """Take the hyperparameters, step counts and buffers from `state`, every one checked first,
+        so that a refused state changes nothing."""
+        hyperparameters, step_counts, buffers = _checked_state(self, state)
+        vars(self).update(hyperparameters)
+        self.step_counts = step_counts
+        self.state = {name: [None] * len(self.params) for name in self.buffers}
+        for (name, i), value in buffers.items():
+            p = self.params[i]
+            self.state[name][i] = backend.array_module(p.data).asarray(value, dtype=p.dtype).copy()
 
     @staticmethod
     def _checked(**hyperparameters) -> dict:
@@ -255,3 +222,42 @@ def _step_count(optimizer: str, key: str, value) -> int:
         raise ValueError(f"{optimizer}.load_state_dict: {key} must be an integer ≥ 0, "
                          f"got {value.dtype} {value.tolist()}")
     return int(value)
+
+
+def _checked_state(optimizer: Optimizer, state) -> tuple[dict, list[int], dict]:
+    """What load_state_dict sets, from a state dict: the hyperparameters (checked as the
+    constructor checks them), one step count per parameter, and the buffers by (name, index) as
+    host arrays; or one line naming the first key that is missing, unexpected or wrong.
+
+    A state dict written before per-parameter counts holds one `steps`, the number of step()
+    calls: a parameter that has buffers takes it (it was updated at every one of those steps), one
+    without buffers never was updated."""
+    kind, n = type(optimizer).__name__, len(optimizer.params)
+    state = _state_arrays(kind, state)
+    buffer_keys = {f"{name}.{i}": (name, i) for name in optimizer.buffers for i in range(n)}
+    if "steps" in state and not any(f"step.{i}" in state for i in range(n)):
+        steps = state.pop("steps")
+        stepped = {i for key, (_, i) in buffer_keys.items() if key in state}
+        state.update({f"step.{i}": steps if i in stepped else np.asarray(0) for i in range(n)})
+    known = set(optimizer.hyperparameters) | {f"step.{i}" for i in range(n)}
+    unexpected = [k for k in state if k not in known and k not in buffer_keys]
+    missing = [k for k in known if k not in state]
+    if missing or unexpected:
+        raise ValueError(f"{kind}.load_state_dict: missing {missing}, unexpected {unexpected}")
+    buffers = {}
+    for key, (name, i) in buffer_keys.items():
+        if key in state:
+            if np.shape(state[key]) != optimizer.params[i].shape:
+                raise ValueError(f"{kind}.load_state_dict: {key} has shape {np.shape(state[key])}, "
+                                 f"parameter {i} has {optimizer.params[i].shape}")
+            buffers[name, i] = backend.to_numpy(state[key])
+    step_counts = [_step_count(kind, f"step.{i}", state[f"step.{i}"]) for i in range(n)]
+    hyperparameters = {}
+    for name in optimizer.hyperparameters:
+        value = np.asarray(state[name], dtype=np.float64)
+        hyperparameters[name] = tuple(value.tolist()) if value.ndim else float(value)
+    try:
+        hyperparameters = optimizer._checked(**hyperparameters)
+    except ValueError as err:
+        raise ValueError(f"{kind}.load_state_dict: {err}") from None
+    return hyperparameters, step_counts, buffers
