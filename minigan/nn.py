@@ -25,7 +25,7 @@ class Module:
         return self.forward(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward(self, x)")
 
     def children(self):
         return [value for value in vars(self).values() if isinstance(value, Module)]
@@ -75,9 +75,11 @@ class Module:
         return {name: p.numpy() for name, p in self._named_tensors()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Copy values into the parameters, after checking that names and shapes all match."""
+        """Copy values into the parameters, after checking that names and shapes all match. A value
+        may be an array or a Tensor (torch's state dicts hold tensors); either is copied."""
         if not hasattr(state, "keys"):
             raise TypeError(f"load_state_dict: expected a dict of arrays by name, got {type(state).__name__}")
+        state = {name: value.data if isinstance(value, Tensor) else value for name, value in state.items()}
         own = dict(self._named_tensors())
         missing = [n for n in own if n not in state]
         unexpected = [n for n in state if n not in own]
@@ -138,9 +140,9 @@ class Linear(Module):
             self.bias = Tensor(backend.to_device(np.zeros(out_features, dtype), device), requires_grad=True)
 
     def forward(self, x):
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"Linear: expected input of shape (batch, {self.in_features}), got {x.shape}")
-        return affine(x, self.weight, self.bias)  # x @ weight + bias, as one op
+        if not isinstance(x, Tensor):  # affine would take it as a constant, as in W + 1
+            raise TypeError(f"Linear: input must be a Tensor, got {type(x).__name__}; wrap it: Tensor(x)")
+        return affine(x, self.weight, self.bias)  # x @ weight + bias, as one op; it checks the shapes
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"
@@ -192,6 +194,9 @@ class Dropout(Module):
 
 class LeakyReLU(Module):
     def __init__(self, slope=0.01):
+        # float("0.2") would take a string without a word; torch names this argument negative_slope.
+        if isinstance(slope, bool) or not isinstance(slope, numbers.Real):
+            raise TypeError(f"LeakyReLU: negative_slope must be a number, got {type(slope).__name__} {slope!r}")
         self.slope = slope
 
     def forward(self, x):
@@ -248,11 +253,12 @@ class Sequential(Module):
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target) -> Tensor:
-    """Mean of −[t·log σ(x) + (1−t)·log(1−σ(x))], written as softplus(x) − t·x.
+    """Mean of −[t·log σ(x) + (1−t)·log(1−σ(x))], written as t·softplus(−x) + (1−t)·softplus(x).
 
-    The softplus form never takes the log of a sigmoid that rounded to 0 or 1, so the loss stays
-    finite however confident the logits are. `target` is a number, an array (taken in the logits'
-    dtype: it is data, not an operand) or a Tensor, each value in [0, 1].
+    Softplus never takes the log of a sigmoid that rounded to 0 or 1, so the loss stays finite
+    however confident the logits are; at an infinite logit it is the limit, 0 for a right answer
+    and ∞ for a wrong one (torch's is NaN at some of those). `target` is a number, an array (taken
+    in the logits' dtype: it is data, not an operand) or a Tensor, each value in [0, 1].
     """
     name = "binary_cross_entropy_with_logits"
     if not isinstance(logits, Tensor):
@@ -260,13 +266,12 @@ def binary_cross_entropy_with_logits(logits: Tensor, target) -> Tensor:
     if isinstance(target, numbers.Real):  # the GAN's 0 and 1: checked here, no array, no device sync
         if not 0 <= target <= 1:
             raise ValueError(f"{name}: target must lie in [0, 1], got {target}")
-        # The GAN's hard labels in closed form, −log σ(x) = softplus(−x) and −log(1 − σ(x)) =
-        # softplus(x): exact even for infinite logits, where softplus(x) − t·x would give inf − inf.
+        # A hard label keeps one term: the other's weight is 0, and 0·softplus(±∞) would be NaN.
         if target == 1:
             return (-logits).softplus().mean()
         if target == 0:
             return logits.softplus().mean()
-        return (logits.softplus() - logits * target).mean()
+        return ((-logits).softplus() * target + logits.softplus() * (1 - target)).mean()
     if isinstance(target, Tensor):
         values = target.data
     else:
@@ -276,4 +281,10 @@ def binary_cross_entropy_with_logits(logits: Tensor, target) -> Tensor:
     outside = ~((values >= 0) & (values <= 1))  # NaN is outside too
     if outside.any():
         raise ValueError(f"{name}: target must lie in [0, 1], got {float(values[outside].ravel()[0]):.6g}")
-    return (logits.softplus() - logits * target).mean()
+    if not values.shape:  # one target for every logit
+        target = target * backend.array_module(values).ones(logits.shape, logits.dtype)
+        values = target.data if isinstance(target, Tensor) else target
+    # Each term only where its weight is nonzero, for the same reason as the hard labels above.
+    real, fake = values > 0, values < 1
+    total = ((-logits[real]).softplus() * target[real]).sum() + (logits[fake].softplus() * (1 - target)[fake]).sum()
+    return total * (1 / logits.size)

@@ -420,7 +420,7 @@ def test_optimizer_state_round_trips_between_the_fused_and_autograd_paths():
     trainer = FusedTrainer(G2, D2, k=1, lr=LR, betas=BETAS)
     trainer.iteration(*steps[0])
     trainer.copy_to_modules(opt_G2, opt_D2)
-    assert opt_G2.steps == opt_D2.steps == 1
+    assert opt_G2.step_count() == opt_D2.step_count() == 1
     autograd_iteration(G2, D2, opt_G2, opt_D2, *steps[1], 1, "nonsaturating")
     trainer = FusedTrainer(G2, D2, k=1, lr=LR, betas=BETAS)
     trainer.load_optimizer_states(opt_G2, opt_D2)
@@ -429,7 +429,7 @@ def test_optimizer_state_round_trips_between_the_fused_and_autograd_paths():
     trainer.copy_to_modules(opt_G2, opt_D2)
 
     assert_params_match((G, D), (G2, D2), np.float64)
-    assert opt_G2.steps == opt_G.steps == 4
+    assert opt_G2.step_count() == opt_G.step_count() == 4
     for ours, theirs in zip((opt_G2, opt_D2), (opt_G, opt_D)):
         for name in ("exp_avg", "exp_avg_sq"):
             for a, b in zip(ours.state[name], theirs.state[name]):
@@ -501,7 +501,7 @@ def engines(dtype=np.float64, k=2, loss="minimax"):
 def assert_same_run(reference, fused, dtype=np.float64):
     assert_params_match(reference[:2], fused[:2], dtype)
     for ours, theirs in zip(fused[2:], reference[2:]):
-        assert ours.steps == theirs.steps
+        assert ours.step_counts == theirs.step_counts
         for name in ("exp_avg", "exp_avg_sq"):
             for a, b in zip(ours.state[name], theirs.state[name]):
                 np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-18)

@@ -181,14 +181,14 @@ class _FlatPlayer:
         """Continue from an optim.Adam over this player's parameters: moments, step count, settings."""
         with self.on_device():
             self.adam_scalars[...] = kernels.adam_scalars(self.xp, opt.lr, opt.betas, opt.eps)
-            self.adam_scalars[kernels.STEP] = opt.steps
+            self.adam_scalars[kernels.STEP] = opt.step_count()
             for name, flat in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
                 for view, value in zip(self.views(flat), opt.state[name]):
                     view[...] = 0 if value is None else value
 
     def store_adam(self, opt: optim.Adam) -> None:
         """Write the fused Adam state into an optim.Adam, so that it can be checkpointed."""
-        opt.steps = int(self.adam_scalars[kernels.STEP])
+        opt.set_step_count(int(self.adam_scalars[kernels.STEP]))
         with self.on_device():  # CuPy's copy() allocates on the current GPU
             for name, flat in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
                 opt.state[name] = [view.copy() for view in self.views(flat)]
