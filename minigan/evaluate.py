@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from . import backend, gan  # noqa: E402
+from .atomic import file_problem  # noqa: E402
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, split_prefix  # noqa: E402
 from .classifier import CacheDirError, check_cache_dir, load_or_train_classifier  # noqa: E402
 from .data import MNISTError, load_mnist  # noqa: E402
@@ -262,8 +263,9 @@ def format_table(result: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     checkpoint = checkpoint_file(args.checkpoint)
-    if not checkpoint.exists():
-        raise CheckpointError(f"checkpoint {checkpoint} does not exist")
+    problem = file_problem(checkpoint)  # missing, a symlink loop, a FIFO (which would block): before any work
+    if problem:
+        raise CheckpointError(f"checkpoint {checkpoint} {problem}")
     # Before minutes of work: the results must have somewhere to go, and not over the checkpoint.
     if args.out is None:
         try:

@@ -265,11 +265,13 @@ def test_a_checkpoint_that_is_no_plain_file_is_one_line(tmp_path, kind, said):
     assert one_line_error(str(info.value)) == f"checkpoint {path} {said}"
 
 
-def test_evaluate_of_a_fifo_is_one_line(tmp_path, capsys):
-    fifo = tmp_path / "checkpoint.npz"
-    os.mkfifo(fifo)
-    assert evaluate.run([str(fifo)]) == 1
-    assert capsys.readouterr().err == f"error: checkpoint {fifo} is a FIFO (named pipe), not a regular file\n"
+@pytest.mark.parametrize("kind, said", [("fifo", "is a FIFO (named pipe), not a regular file"),
+                                        ("loop", "is a symlink loop (a link that leads back to itself)")])
+def test_evaluate_of_a_checkpoint_that_is_no_plain_file_is_one_line(tmp_path, capsys, kind, said):
+    path = tmp_path / "checkpoint.npz"
+    os.mkfifo(path) if kind == "fifo" else path.symlink_to(path.name)
+    assert evaluate.run([str(path)]) == 1
+    assert capsys.readouterr().err == f"error: checkpoint {path} {said}\n"
 
 
 # --- locks that know a restart and a reused pid --------------------------------------------------------
