@@ -50,10 +50,24 @@ def import_cupy():
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CUDA driver missing or broken
-        raise DeviceError(f"device 'cuda' needs a CUDA GPU, but CuPy found none ({error})") from None
+        raise _no_gpu(cupy, f" ({' '.join(str(error).split())})") from None
     if count == 0:
-        raise DeviceError("device 'cuda' needs a CUDA GPU, but CuPy found none")
+        raise _no_gpu(cupy, "")
     return cupy
+
+
+def _no_gpu(cupy, detail: str) -> DeviceError:
+    """Why CuPy sees no GPU, as the doctor tells it apart (no driver, a wheel newer than the driver, a
+    missing CUDA library, no GPU): CUDA's own "driver version is insufficient" says the same for all."""
+    from . import doctor  # only now: the doctor imports the models, which import this module
+
+    try:
+        problem = doctor.cuda_setup(cupy)[1]
+    except Exception:  # a CuPy too odd for the doctor: CuPy's own words
+        problem = None
+    if problem is None:
+        return DeviceError(f"device 'cuda' needs a CUDA GPU, but CuPy found none{detail}")
+    return DeviceError(f"device 'cuda' cannot be used: {problem}")
 
 
 def _broken_cupy(error: ImportError) -> DeviceError:

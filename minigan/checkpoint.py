@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import atomic_write, file_problem
 
 
 class CheckpointError(RuntimeError):
@@ -35,8 +35,9 @@ def load_checkpoint(path) -> dict[str, np.ndarray]:
     if path.is_dir():
         hint = f"; did you mean {path / 'checkpoint.npz'}?" if (path / "checkpoint.npz").is_file() else ""
         raise CheckpointError(f"checkpoint {path} is a folder, not a .npz file{hint}")
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+    problem = file_problem(path)  # a FIFO or a device would block the open below, or never end
+    if problem:
+        raise CheckpointError(f"checkpoint {path} {problem}")
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -102,14 +103,30 @@ PLAYERS = ("G", "D", "opt_G", "opt_D")
 
 def save_run(path, players: dict, meta: dict, arrays: dict, generators: dict) -> Path:
     """One atomic .npz: each player's state_dict under its name ("G.", "opt_D.", ...), the run's
-    settings and position as "meta.*", any other arrays as given, and random generators as JSON."""
+    settings and position as "meta.*", any other arrays as given, and random generators as JSON.
+
+    Refuses (CheckpointError, nothing written) when a player's state holds NaN or infinity, so that a
+    diverged run never replaces the last good checkpoint."""
     state = {}
     for name, player in players.items():
         state.update(with_prefix(player.state_dict(), f"{name}."))
+    check_finite(state, path)
     state.update(with_prefix(meta, "meta."))
     state.update(arrays)
     state.update({f"rng.{name}": generator_state(rng) for name, rng in generators.items()})
     return save_checkpoint(path, state)
+
+
+def check_finite(arrays: dict, path=None) -> None:
+    """Raise CheckpointError naming the first key whose floating-point array holds NaN or infinity
+    (weights, optimizer moments); other arrays are not looked at."""
+    for key, value in arrays.items():
+        value = np.asarray(value)  # a CuPy array is converted by state_dict already
+        if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
+            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            where = f"not saved to {path}" if path is not None else "not saved"
+            raise CheckpointError(f"{key} holds {bad} NaN or infinite value(s): the run diverged; {where}, "
+                                  f"so the last good checkpoint is kept")
 
 
 def load_run(path, required: tuple[str, ...], writer: str) -> dict[str, np.ndarray]:

@@ -23,23 +23,29 @@ MNIST is looked for in --data-dir, then $MINIGAN_DATA, then the copy shipped in 
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import sys
-import time
-from pathlib import Path
+from . import cli
 
-import numpy as np
-from tqdm import tqdm
+if __name__ == "__main__":  # before the imports below, which take seconds on a busy machine
+    cli.interrupt_quietly_while_starting()
 
-from . import backend, cli, gan
-from .checkpoint import CheckpointError, atomic_write, load_checkpoint, split_prefix
-from .classifier import CacheDirError, check_cache_dir, load_or_train_classifier
-from .data import MNISTError, load_mnist
-from .metrics import (PARZEN_SIGMAS, class_coverage, frechet_distance_from_statistics, gaussian_statistics,
-                      inception_score, parzen_log_likelihood, parzen_summary)
-from .tensor import no_grad
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from . import backend, gan  # noqa: E402
+from .atomic import file_problem  # noqa: E402
+from .checkpoint import CheckpointError, atomic_write, load_checkpoint, split_prefix  # noqa: E402
+from .classifier import CacheDirError, check_cache_dir, load_or_train_classifier  # noqa: E402
+from .data import MNISTError, load_mnist  # noqa: E402
+from .metrics import (PARZEN_SIGMAS, class_coverage, frechet_distance_from_statistics,  # noqa: E402
+                      gaussian_statistics, inception_score, parzen_log_likelihood, parzen_summary)
+from .tensor import no_grad  # noqa: E402
 
 # Held-out digits for choosing σ, as in the authors' parzen_ll.py: the 1,000 after the 50,000
 # that the `paper` config trains on. (The `reference` config trains on all 60,000, so for it they
@@ -257,8 +263,9 @@ def format_table(result: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     checkpoint = checkpoint_file(args.checkpoint)
-    if not checkpoint.exists():
-        raise CheckpointError(f"checkpoint {checkpoint} does not exist")
+    problem = file_problem(checkpoint)  # missing, a symlink loop, a FIFO (which would block): before any work
+    if problem:
+        raise CheckpointError(f"checkpoint {checkpoint} {problem}")
     # Before minutes of work: the results must have somewhere to go, and not over the checkpoint.
     if args.out is None:
         try:
@@ -272,9 +279,14 @@ def main(argv=None) -> int:
     cli.warn_if_cores_busy()  # the classifier and the Parzen search slow several times on taken cores
     result = evaluate(checkpoint, args.data_dir, args.device, args.samples, args.test_size, args.seed,
                       args.cache_dir)
-    print(format_table(result))
+    # Written before anything is shown: a console that fails (a closed pipe, a full disk) loses no result.
     atomic_write(out, lambda f: f.write(json.dumps(result, indent=2).encode()))
-    print(f"wrote {out} ({result['seconds']:.0f} s)")
+    try:
+        print(format_table(result))
+        print(f"wrote {out} ({result['seconds']:.0f} s)")
+        sys.stdout.flush()
+    except cli.StreamError as error:
+        raise cli.StreamError(error.errno, error.strerror, error.stream, f"the results were written to {out}") from None
     return 0
 
 

@@ -190,3 +190,24 @@ def test_a_missing_module_inside_cupy_is_a_broken_install(monkeypatch):
     message = r"fails to import \(ModuleNotFoundError: No module named 'cupy_backends.cuda'\)"
     with pytest.raises(DeviceError, match=message):
         backend.import_cupy()
+
+
+@pytest.mark.parametrize("machine, expected", [
+    (dict(driver=0), "device 'cuda' cannot be used: no NVIDIA driver here (libcuda.so.1 not found)"),
+    (dict(driver=13000, devices=0), "device 'cuda' cannot be used: the NVIDIA driver (CUDA 13.0) sees no GPU"),
+    (dict(driver=12080), "device 'cuda' cannot be used: this CuPy (cupy-cuda13x) needs a driver for CUDA 13, "
+                         "but the driver supports CUDA 12.8"),
+])
+def test_no_usable_gpu_says_why_as_the_doctor_does(monkeypatch, machine, expected):
+    from minigan import doctor
+    from test_doctor import libraries, stand_in_cupy  # CUDA's own words would be "driver version is insufficient"
+
+    cupy = stand_in_cupy(**machine)
+    if machine.get("driver") == 12080:  # a driver too old for the wheel: CUDA calls that insufficient too
+        cupy.cuda.runtime.getDeviceCount = lambda: (_ for _ in ()).throw(
+            RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient"))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(doctor, "find_cuda_library", libraries())
+    with pytest.raises(backend.DeviceError) as info:
+        backend.usable_device("cuda")
+    assert str(info.value).startswith(expected) and "insufficient" not in str(info.value), str(info.value)

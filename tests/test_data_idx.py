@@ -1,6 +1,10 @@
 """IDX files: round trips, and a clear error for every way a file can be malformed."""
 
 import gzip
+import os
+import time
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -9,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from minigan.data import IDXError, read_idx, write_idx
-from minigan.data.idx import TruncatedGzipError
+from minigan.data.idx import OversizedGzipError, TruncatedGzipError, decompress_idx
 
 IDX_DTYPES = ["uint8", "int8", ">i2", "<i2", ">i4", "<i4", ">f4", "<f4", ">f8", "<f8"]
 
@@ -191,3 +195,64 @@ def test_concatenated_gzip_members_are_read_whole(tmp_path):
     path = tmp_path / "two-members.gz"
     path.write_bytes(gzip.compress(content[:20]) + gzip.compress(content[20:]))
     np.testing.assert_array_equal(read_idx(path), np.arange(50, dtype=np.uint8))
+
+
+# --- bounded inflating: a gzip bomb costs no more memory than the file it claims to be --------------
+
+
+def gzip_of_zeros(path, header: bytes, zeros: int, piece: int = 1 << 20) -> None:
+    """A gzip file of `header` and then `zeros` zero bytes, written piece by piece (never held whole)."""
+    stream = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    with open(path, "wb") as f:
+        f.write(stream.compress(header))
+        for start in range(0, zeros, piece):
+            f.write(stream.compress(bytes(min(piece, zeros - start))))
+        f.write(stream.flush())
+
+
+@pytest.mark.parametrize("header, message", [
+    # 10 labels declared, 200 MB inflated: stopped just past the 10 bytes (plus a little)
+    (b"\x00\x00\x08\x01" + (10).to_bytes(4, "big"),
+     r"inflates to more than 65554 bytes, its header describes 18 bytes"),
+    # no IDX header at all: stopped after the first piece, and called what it is
+    (b"", r"wrong magic number in .*: got 00 00 00 00"),
+])
+def test_a_gzip_bomb_stops_early_with_one_line(tmp_path, header, message):
+    path = tmp_path / "bomb.gz"
+    gzip_of_zeros(path, header, 200_000_000)
+    assert path.stat().st_size < 300_000
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(IDXError, match=message) as info:
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    assert peak < 2**20, peak  # 200 MB inflated in full would show here
+    assert time.perf_counter() - started < 5
+
+
+def test_a_gzip_bomb_is_stopped_at_the_callers_limit(tmp_path):
+    path = tmp_path / "bomb.gz"
+    gzip_of_zeros(path, b"\x00\x00\x08\x01" + (300_000_000).to_bytes(4, "big"), 50_000_000)
+    with pytest.raises(OversizedGzipError, match=r"inflates to more than 1000 bytes") as info:
+        decompress_idx(path.read_bytes(), str(path), limit=1000)
+    assert info.value.limit == 1000
+
+
+def test_inflating_in_pieces_keeps_multi_member_files_and_large_arrays(tmp_path):
+    array = np.arange(3 * 1024 * 1024, dtype=np.uint8).reshape(3, 1024, 1024)  # larger than one piece
+    write_idx(tmp_path / "a.gz", array)
+    np.testing.assert_array_equal(read_idx(tmp_path / "a.gz"), array)
+    content = gzip.decompress((tmp_path / "a.gz").read_bytes())
+    (tmp_path / "b.gz").write_bytes(gzip.compress(content[:1000]) + gzip.compress(content[1000:]) + bytes(8))
+    np.testing.assert_array_equal(read_idx(tmp_path / "b.gz"), array)
+
+
+def test_a_fifo_is_refused_without_being_opened(tmp_path):
+    fifo = tmp_path / "images.idx"
+    os.mkfifo(fifo)
+    with pytest.raises(IDXError, match=rf"^{fifo} is a FIFO \(named pipe\), not a regular file$"):
+        read_idx(fifo)  # opening it would block until a writer came

@@ -9,8 +9,11 @@ import functools
 import gzip
 import hashlib
 import http.server
+import os
 import socket
 import threading
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -571,3 +574,52 @@ def test_real_mnist_from_the_shipped_copy():
     images, labels = load_mnist("test", data_dir=SHIPPED_MNIST, download=False)
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
     assert images.mean() / 255 == pytest.approx(0.13251, abs=1e-5)
+
+
+# --- files that are not plain files, and files that inflate without end -----------------------------
+
+
+@pytest.mark.parametrize("kind, said", [
+    ("fifo", "is a FIFO (named pipe), not a regular file"),
+    ("loop", "is a symlink loop (a link that leads back to itself)"),
+    ("dangling", "is a link to nowhere.gz, which does not exist"),
+])
+def test_a_labels_file_that_is_no_plain_file_is_named_not_called_missing(tmp_path, monkeypatch, kind, said):
+    directory = tmp_path / "mnist"
+    tiny_mnist(directory)
+    expect(monkeypatch, directory)
+    labels = directory / f"{TRAIN[1]}.gz"
+    labels.unlink()
+    if kind == "fifo":
+        os.mkfifo(labels)  # reading it would block until a writer came
+    elif kind == "loop":
+        labels.symlink_to(labels.name)
+    else:
+        labels.symlink_to("nowhere.gz")
+    with pytest.raises(MNISTError) as info:
+        load_mnist("train", data_dir=directory, download=False)
+    assert str(info.value) == f"MNIST file {labels} {said}"
+
+
+def test_a_gzip_bomb_under_an_mnist_name_stops_at_the_expected_size(tmp_path, monkeypatch):
+    directory = tmp_path / "mnist"
+    tiny_mnist(directory)
+    table = expect(monkeypatch, directory)
+    labels = directory / f"{TRAIN[1]}.gz"
+    stream = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    with open(labels, "wb") as f:  # the right header, then 200 MB of zeros, never held whole
+        f.write(stream.compress(b"\x00\x00\x08\x01" + (6).to_bytes(4, "big")))
+        for _ in range(200):
+            f.write(stream.compress(bytes(1 << 20)))
+        f.write(stream.flush())
+    tracemalloc.start()
+    try:
+        with pytest.raises(MNISTError) as info:
+            load_mnist("train", data_dir=directory, download=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    limit = table[TRAIN[1]][0] + 2**16
+    assert str(info.value) == (f"MNIST file {labels} is too long: expected {table[TRAIN[1]][0]} bytes after "
+                               f"decompression, got more than {limit} (inflating stopped there); delete it and retry")
+    assert peak < 2**20, peak

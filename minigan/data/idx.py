@@ -5,7 +5,9 @@ bytes in C order, big-endian:
 
     00 00 <type code> <number of dims>   <dim 0> ... <dim n-1>   <data>
 
-Files are often gzipped; `read_idx` tells by the gzip magic bytes, never by the file name.
+Files are often gzipped; `read_idx` tells by the gzip magic bytes, never by the file name, and
+inflates them piece by piece, stopping once the output passes what the header says to expect: a
+small file that inflates to gigabytes (a gzip bomb) costs no more memory than a valid one.
 Every check fails with an `IDXError` whose message names the file and what is wrong with it.
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, file_problem
 
 # The type code (third magic byte) and the big-endian dtype its data is stored in.
 IDX_DTYPES = {
@@ -32,6 +34,12 @@ IDX_DTYPES = {
 # (kind, itemsize) -> type code, so that an array in either byte order can be written.
 _TYPE_CODES = {(dtype.kind, dtype.itemsize): code for code, dtype in IDX_DTYPES.items()}
 GZIP_MAGIC = b"\x1f\x8b"
+# Inflated per step, and the most any IDX file is inflated to when its header cannot bound it.
+INFLATE_CHUNK = 1 << 20
+INFLATE_CAP = 1 << 32
+# Bytes past the header's size still inflated, so that a little too much is reported exactly.
+INFLATE_SLACK = 1 << 16
+HEADER_MAX = 4 + 4 * 255  # the magic number and 255 dimensions
 
 
 class IDXError(ValueError):
@@ -51,9 +59,21 @@ class TruncatedGzipError(IDXError):
         self.decompressed_bytes = decompressed_bytes
 
 
+class OversizedGzipError(IDXError):
+    """A gzip stream that inflates past a bound (the size its IDX header gives, or the caller's);
+    inflating stopped there. It carries the bound."""
+
+    def __init__(self, message: str, limit: int):
+        super().__init__(message)
+        self.limit = limit
+
+
 def read_idx(path) -> np.ndarray:
     """The array stored in an IDX file, raw or gzipped, as a writable native-endian array."""
     path = Path(path)
+    problem = file_problem(path)  # a FIFO would block the read below
+    if problem:
+        raise IDXError(f"{path} {problem}")
     return parse_idx(decompress_idx(path.read_bytes(), str(path)), str(path))
 
 
@@ -78,25 +98,65 @@ def write_idx(path, array) -> None:
     atomic_write_bytes(path, content)
 
 
-def decompress_idx(data: bytes, source: str) -> bytes:
+def decompress_idx(data: bytes, source: str, limit: int | None = None) -> bytes:
     """A file's IDX content: its bytes gunzipped if they start with the gzip magic, else as they are.
 
-    `source` names the file in error messages.
+    Inflates at most `limit` bytes (default: what the content's own IDX header describes, plus a
+    little, else INFLATE_CAP) and raises OversizedGzipError past that. `source` names the file in
+    error messages.
     """
     if not data.startswith(GZIP_MAGIC):
         return data
-    pieces = []
+    out = bytearray()
+    bound = limit
     while data:
         stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # 16+: expect a gzip header
-        try:
-            pieces.append(stream.decompress(data))
-        except zlib.error as err:  # also a CRC or length mismatch in the gzip trailer
-            raise IDXError(f"{source} is a corrupt gzip stream: {err}") from None
+        pending = data
+        while not stream.eof:
+            if bound is None:
+                bound = _bound_from_header(out)
+                if bound is None and len(out) >= HEADER_MAX:  # longer than any IDX header, and none
+                    return bytes(out)  # parse_idx says what it is from these first bytes
+            room = (INFLATE_CAP if bound is None else bound) - len(out)
+            if room < 0:
+                raise _oversized(source, out, bound)
+            # Until the header is read, no more than a header's length (it gives the bound); then one
+            # byte past the room, so that passing the bound is seen.
+            size = HEADER_MAX - len(out) if bound is None and len(out) < HEADER_MAX else min(INFLATE_CHUNK, room + 1)
+            try:
+                piece = stream.decompress(pending, size)
+            except zlib.error as err:  # also a CRC or length mismatch in the gzip trailer
+                raise IDXError(f"{source} is a corrupt gzip stream: {err}") from None
+            out += piece
+            pending = stream.unconsumed_tail
+            if not piece and not pending:
+                break
+        if bound is not None and len(out) > bound:
+            raise _oversized(source, out, bound)
         if not stream.eof:
-            raise TruncatedGzipError(source, sum(len(piece) for piece in pieces))
+            raise TruncatedGzipError(source, len(out))
         # gzip allows several members back to back, and zero padding after the last one.
         data = stream.unused_data.lstrip(b"\0")
-    return b"".join(pieces)
+    return bytes(out)
+
+
+def _bound_from_header(content: bytes) -> int | None:
+    """The size an IDX header at the start of `content` describes, plus INFLATE_SLACK; None until
+    the whole header is there, or when it is no IDX header."""
+    if not has_idx_magic(content) or content[3] == 0 or len(content) < 4 + 4 * content[3]:
+        return None
+    shape = np.frombuffer(bytes(content[4:4 + 4 * content[3]]), ">u4").tolist()
+    size = 4 + 4 * content[3] + math.prod(shape) * IDX_DTYPES[content[2]].itemsize
+    return min(size + INFLATE_SLACK, INFLATE_CAP)
+
+
+def _oversized(source: str, out: bytes, bound: int | None) -> OversizedGzipError:
+    limit = INFLATE_CAP if bound is None else bound
+    header = _bound_from_header(out)
+    why = (f"its header describes {header - INFLATE_SLACK} bytes" if header is not None and header == bound
+           else "more than is ever expected of it")
+    return OversizedGzipError(f"{source} inflates to more than {limit} bytes, {why}; inflating stopped there "
+                              f"(a damaged file or a gzip bomb)", limit)
 
 
 def has_idx_magic(content: bytes) -> bool:

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_bytes
-from .idx import IDX_DTYPES, IDXError, TruncatedGzipError, decompress_idx, describe_text, has_idx_magic, parse_idx
+from ..atomic import atomic_write_bytes, file_problem
+from .idx import (INFLATE_SLACK, IDX_DTYPES, IDXError, OversizedGzipError, TruncatedGzipError, decompress_idx,
+                  describe_text, has_idx_magic, parse_idx)
 
 # Decompressed length and SHA-256 of each file. Read at call time, so tests can swap in their own.
 EXPECTED = {
@@ -202,6 +203,9 @@ def _short_reason(err: Exception) -> str:
 
 def _read_checked(path: Path, name: str) -> np.ndarray:
     """The array in the MNIST file `name` at `path`, after checking its content against EXPECTED."""
+    problem = file_problem(path)  # a FIFO would block the read below; a device would never end
+    if problem:
+        raise MNISTError(f"MNIST file {path} {problem}")
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -226,7 +230,11 @@ def _check_content(data: bytes, name: str, source: str) -> bytes:
     """
     expected_size, expected_sha256 = EXPECTED[name]
     try:
-        content = decompress_idx(data, source)
+        # Inflating stops a little past the expected size: a gzip bomb costs no more memory than MNIST.
+        content = decompress_idx(data, source, limit=expected_size + INFLATE_SLACK)
+    except OversizedGzipError as err:
+        raise MNISTError(f"MNIST file {source} is too long: expected {expected_size} bytes after decompression, "
+                         f"got more than {err.limit} (inflating stopped there)") from err
     except TruncatedGzipError as err:
         raise MNISTError(f"MNIST file {source} is truncated: expected {expected_size} bytes "
                          f"after decompression, got {err.decompressed_bytes}") from err
@@ -304,8 +312,11 @@ def _file_names(split: str | None) -> tuple[str, ...]:
 
 
 def _file_in(directory: Path, name: str) -> Path | None:
-    """NAME.gz or raw NAME in `directory`, whichever exists (the .gz first), else None."""
+    """NAME.gz or raw NAME in `directory`, whichever exists (the .gz first), else None.
+
+    Anything under the name counts, a FIFO or a broken link too: loading it then says what it is,
+    rather than calling the file missing."""
     for path in (directory / f"{name}.gz", directory / name):
-        if path.is_file():
+        if os.path.lexists(path) and not path.is_dir():
             return path
     return None
