@@ -239,15 +239,19 @@ def generator_step(G, D, opt_G, z: Tensor, loss: str) -> dict:
     return {"g_loss": g_loss.data}
 
 
-def _check_game(iteration: str, k, loss: str) -> None:
-    """k and the loss, checked before either player moves (an unknown loss found after D's step
-    would leave D updated and G not)."""
+def check_game(caller: str, k, loss: str, update: str = "alternating") -> None:
+    """The game's settings, checked before either player moves (an unknown loss found after D's
+    step would leave D updated and G not). One-line TypeError/ValueError naming `caller`."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"{iteration}: k must be an integer ≥ 1, got {k!r}")
+        raise TypeError(f"{caller}: k must be an integer ≥ 1, got {k!r}")
     if k < 1:
-        raise ValueError(f"{iteration}: k must be an integer ≥ 1, got {k!r}")
+        raise ValueError(f"{caller}: k must be an integer ≥ 1, got {k!r}")
     if loss not in LOSSES:
-        raise ValueError(f"{iteration}: unknown loss {loss!r}; use 'nonsaturating' or 'minimax'")
+        raise ValueError(f"{caller}: unknown loss {loss!r}; use 'nonsaturating' or 'minimax'")
+    if update not in UPDATES:
+        raise ValueError(f"{caller}: unknown update {update!r}; use 'alternating' or 'simultaneous'")
+    if update == "simultaneous" and k != 1:
+        raise ValueError(f"{caller}: the authors' update has no inner loop, k must be 1, got {k}")
 
 
 def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k: int, loss: str) -> dict:
@@ -258,7 +262,7 @@ def train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k: int, loss:
     step's statistics as device arrays (no host sync): the losses, and D's logits on the real and
     fake rows ("d_real_logits", "d_fake_logits"; D(x) = σ(logit)).
     """
-    _check_game("train_iteration", k, loss)
+    check_game("train_iteration", k, loss)
     # for k steps do
     for _ in range(k):
         # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
@@ -309,9 +313,7 @@ def simultaneous_step(G, D, opt_G, opt_D, x: Tensor, z: Tensor, loss: str) -> di
 
 def simultaneous_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k: int, loss: str) -> dict:
     """`train_iteration`'s signature for the authors' update: one minibatch, one step of each player."""
-    _check_game("simultaneous_iteration", k, loss)
-    if k != 1:
-        raise ValueError(f"simultaneous_iteration: the authors' update has no inner loop, k must be 1, got {k}")
+    check_game("simultaneous_iteration", k, loss, "simultaneous")
     z = sample_noise()
     x = sample_data()
     return simultaneous_step(G, D, opt_G, opt_D, x, z, loss)

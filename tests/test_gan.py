@@ -382,3 +382,23 @@ def test_frozen_nests_and_restores_each_flag_as_it_was():
             pass
         assert not any(p.requires_grad for p in D.parameters())  # the inner exit did not unfreeze
     assert D[0].bias.requires_grad is False and D[0].weight.requires_grad is True
+
+
+@pytest.mark.parametrize("k, loss, update, error, message", [
+    (True, "minimax", "alternating", TypeError, "k must be an integer ≥ 1, got True"),
+    (1.0, "minimax", "alternating", TypeError, "k must be an integer ≥ 1, got 1.0"),
+    (0, "minimax", "alternating", ValueError, "k must be an integer ≥ 1, got 0"),
+    (1, "hinge", "alternating", ValueError, "unknown loss 'hinge'; use 'nonsaturating' or 'minimax'"),
+    (1, "minimax", "lookahead", ValueError, "unknown update 'lookahead'; use 'alternating' or 'simultaneous'"),
+    (2, "minimax", "simultaneous", ValueError, "the authors' update has no inner loop, k must be 1, got 2"),
+])
+def test_check_game_refuses_in_one_line_naming_the_caller(k, loss, update, error, message):
+    with pytest.raises(error) as info:
+        gan.check_game("my_trainer", k, loss, update)
+    assert str(info.value) == f"my_trainer: {message}"
+
+
+@pytest.mark.parametrize("k, update", [(1, "alternating"), (np.int64(3), "alternating"), (1, "simultaneous")])
+def test_check_game_accepts_every_valid_game(k, update):
+    for loss in gan.LOSSES:
+        assert gan.check_game("my_trainer", k, loss, update) is None
