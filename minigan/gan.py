@@ -78,12 +78,10 @@ def frozen(module: nn.Module):
 
 def discriminator_step(G, D, opt_D, x: Tensor, z: Tensor) -> dict:
     """One update of D on a batch of data x and noise z, ascending eq. 2."""
-    with no_grad():  # D's update must not reach into G: fakes are constants here
-        # One pass of D over [x; G(z)]: the same logits as D(x) and D(G(z)) with half the GEMM
-        # calls (D has no batch statistics, so rows do not interact). G(z) lives only until copied.
-        x_and_fake = concatenate([x, G(z)])
-    logits = D(x_and_fake)
-    real_logits, fake_logits = logits[:len(x)], logits[len(x):]
+    with no_grad():  # D's update must not reach into G: the fakes are constants here
+        fake = G(z)
+    # eq. 2's two terms: log D(x(i)) from D on the data, log(1 − D(G(z(i)))) from D on the fakes
+    real_logits, fake_logits = D(x), D(fake)
     loss = discriminator_loss(real_logits, fake_logits)
     opt_D.zero_grad()
     loss.backward()
@@ -157,7 +155,10 @@ def simultaneous_step(G, D, opt_G, opt_D, x: Tensor, z: Tensor, loss: str) -> di
     fake = G(z)
     # Cut the graph at G's output: backward from D's side stops here, and G's own backward
     # starts here, so each player receives only its own objective's gradient.
-    fake_for_D = Tensor(fake.data, requires_grad=True)
+    fake_for_D = fake.detach()  # the same array, no copy
+    fake_for_D.requires_grad = True
+    # One pass of D over [x; G(z)] (its rows do not interact): the logits split into D(x) and
+    # D(G(z)), eq. 2's two terms, and eq. 3's gradient runs back through the same dropout masks.
     logits = D(concatenate([x, fake_for_D]))
     real_logits, fake_logits = logits[:len(x)], logits[len(x):]
     d_loss = discriminator_loss(real_logits, fake_logits)

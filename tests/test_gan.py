@@ -124,6 +124,35 @@ def test_discriminator_step_leaves_generator_untouched():
     assert all(p.grad is not None for p in D.parameters())
 
 
+def test_discriminator_step_runs_d_on_the_data_and_on_the_fakes_as_eq2s_two_terms():
+    """Two passes, D(x) and D(G(z)), and the loss and D's gradient from both logits."""
+    G, D = tiny_players()
+    seen = []
+
+    class Recorded(nn.Module):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def forward(self, x):
+            seen.append(x.shape)
+            return self.inner(x)
+
+    x, z = batch((5, 4), 1), batch((3, 3), 2)
+    stats = gan.discriminator_step(G, Recorded(D), optim.SGD(D.parameters(), lr=0.0), x, z)
+    assert seen == [(5, 4), (3, 4)]
+    G2, D2 = tiny_players()
+    for p, q in zip(G.parameters() + D.parameters(), G2.parameters() + D2.parameters()):
+        q.data = p.data.copy()
+    real, fake = D2(x), D2(G2(z))
+    expected = gan.discriminator_loss(real, fake)
+    expected.backward()
+    assert stats["d_loss"] == pytest.approx(expected.item(), rel=1e-15)
+    np.testing.assert_array_equal(stats["d_real_logits"], real.data)
+    np.testing.assert_array_equal(stats["d_fake_logits"], fake.data)
+    for p, q in zip(D.parameters(), D2.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-13, atol=1e-16)
+
+
 def test_generator_step_leaves_no_gradient_in_discriminator():
     G, D = tiny_players()
     opt_G, opt_D = optim.SGD(G.parameters(), lr=0.1), optim.SGD(D.parameters(), lr=0.1)
