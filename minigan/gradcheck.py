@@ -112,17 +112,19 @@ def _require_finite_pair(inputs, directions, numeric, analytic, where="random di
 
 
 def _central_difference(weighted_output, inputs, directions, eps):
-    originals = [t.data for t in inputs]
+    # Through ._data, not .data: the original arrays are put back unchanged, so a graph built
+    # before the check is not stale, and its backward must not be refused for a bumped version.
+    originals = [t._data for t in inputs]
     try:
         for t, x, r in zip(inputs, originals, directions):
-            t.data = x + eps * r
+            t._data = x + eps * r
         plus = weighted_output()
         for t, x, r in zip(inputs, originals, directions):
-            t.data = x - eps * r
+            t._data = x - eps * r
         minus = weighted_output()
     finally:
         for t, x in zip(inputs, originals):
-            t.data = x
+            t._data = x
     return (plus - minus) / (2 * eps)
 
 

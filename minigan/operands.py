@@ -30,8 +30,24 @@ def numeric_array(data, op="Tensor"):
             raise ValueError(f"{op}: the rows of a nested list must all have the same length") from None
         raise
     if array.dtype.kind not in "biuf":
+        too_large = _first_huge_int(data)
+        if too_large is not None:
+            raise OverflowError(f"{op}: the integer {too_large} is out of range of 64-bit integers; "
+                                f"write it as a float ({float(too_large):g})")
         raise TypeError(f"{op}: expected numbers, got {describe(data, array)}")
     return array
+
+
+def _first_huge_int(data):
+    """The first Python int in `data` (a number or nested lists) that NumPy cannot hold, or None."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        elif isinstance(item, int) and not -2**63 <= item < 2**64:
+            return item
+    return None
 
 
 def as_float_array(data, dtype=None, op="Tensor"):
@@ -52,6 +68,25 @@ def as_float_array(data, dtype=None, op="Tensor"):
     if array.dtype.kind != "f" or not hasattr(data, "dtype"):
         return array.astype(DEFAULT_DTYPE)
     return array
+
+
+def shares_memory(array, source) -> bool:
+    """Whether `array` may use the memory of `source` (an array, or any value Tensor was given)."""
+    xp = backend.array_module(array)
+    return hasattr(source, "dtype") and backend.array_module(source) is xp and bool(xp.may_share_memory(array, source))
+
+
+def check_grad(grad, data, is_self=False) -> None:
+    """What `.grad = value` accepts: None, or an array like `data` (shape, dtype, device)."""
+    if is_self:
+        raise TypeError("grad: a tensor cannot be its own gradient")
+    if not (isinstance(grad, np.ndarray) or backend.array_module(grad) is not np):
+        raise TypeError(f"grad: expected an array (NumPy or CuPy) or None, got {type(grad).__name__}")
+    if grad.shape != data.shape:
+        raise ValueError(f"grad: shape {grad.shape} does not match the tensor's shape {data.shape}")
+    if grad.dtype != data.dtype:
+        raise TypeError(f"grad: dtype {grad.dtype} does not match the tensor's dtype {data.dtype}")
+    backend.check_same_device("grad", data, grad)
 
 
 def describe(data, array) -> str:

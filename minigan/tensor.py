@@ -19,29 +19,84 @@ Data lives in `.data`, a NumPy or CuPy array; the array module is taken from the
 
 from __future__ import annotations
 
-import contextlib
+import copy
+import functools
+import inspect
+import operator
+import threading
 
 import numpy as np
 
 from . import backend, operands
 from .operands import DEFAULT_DTYPE  # noqa: F401  (part of this module's API)
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    # Per thread, as in torch: a no_grad block in one thread leaves another thread's graph alone.
+    enabled = True
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Inside this block ops record nothing: no graph, no saved buffers. Also a decorator."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+_grad_mode = _GradMode()
+
+
+class no_grad:
+    """Inside this block ops record nothing: no graph, no saved buffers.
+
+    Also a decorator, written @no_grad() or @no_grad; on a generator function the body runs with
+    grad off at every resume, as torch's does.
+    """
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        return self(fn) if fn is not None else self
+
+    def __enter__(self):
+        self.previous, _grad_mode.enabled = _grad_mode.enabled, False
+
+    def __exit__(self, *exc_info):
+        _grad_mode.enabled = self.previous
+
+    def __call__(self, fn):
+        if not callable(fn):
+            raise TypeError(f"no_grad: expected a function to decorate, got {type(fn).__name__}")
+        if inspect.isgeneratorfunction(fn):
+            return _generator_without_grad(fn)
+
+        @functools.wraps(fn)
+        def without_grad(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        return without_grad
+
+
+def _generator_without_grad(fn):
+    # The body runs between resumes, not when the decorated function is called, so each resume
+    # gets its own no_grad block (and grad mode is the caller's again while the generator waits).
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        generator = fn(*args, **kwargs)
+        resume, value = generator.send, None
+        while True:
+            with no_grad():
+                try:
+                    response = resume(value)
+                except StopIteration as stop:
+                    return stop.value
+            try:
+                resume, value = generator.send, (yield response)
+            except GeneratorExit:
+                with no_grad():
+                    generator.close()
+                raise
+            except BaseException as error:  # thrown into us: pass it on to the body
+                resume, value = generator.throw, error
+
+    return wrapper
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    return _grad_mode.enabled
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -51,29 +106,61 @@ class Tensor:
     # Make NumPy defer to our reflected operators: without this, np.float64(2) * t or array + t
     # treats the Tensor as a sequence and returns an object array instead of a Tensor.
     __array_ufunc__ = None
+    # Tensors stay usable as dict keys and in sets although == compares values.
+    __hash__ = object.__hash__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
+        """A leaf holding a copy of `data`, as torch.tensor; `from_numpy` shares the array instead."""
         # What a Tensor may hold (numbers, of a real dtype) is checked in operands.py.
-        data = operands.as_float_array(data.data if isinstance(data, Tensor) else data, dtype)
-        if not isinstance(requires_grad, (bool, np.bool_)):
-            raise TypeError(f"Tensor: requires_grad must be True or False, got {requires_grad!r}")
-        if requires_grad and data.dtype.kind != "f":  # as torch: an integer has no small step to take
-            raise TypeError(f"Tensor: only floating-point tensors can require gradients, got dtype {data.dtype}")
+        source = data.data if isinstance(data, Tensor) else data
+        data = operands.as_float_array(source, dtype)
         if device is not None:
             data = backend.to_device(data, device)
-        self.data = data
-        self.grad = None  # an array like .data, filled by backward() on leaves
-        self.requires_grad = bool(requires_grad)
-        self._parents = ()
-        self._backward = None  # None for a leaf; else grad -> tuple of grads for _parents
-        self._op = ""
+        if operands.shares_memory(data, source):  # else a conversion above has already copied
+            data = data.copy()
+        _init_leaf(self, data, requires_grad, [0])
 
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
-    device = property(lambda self: backend.device_of(self.data))
+    # An in-place write (p.data -= lr * g, or p.data = new) bumps the version of the array that
+    # ops saved for backward, so that backward can refuse a stale one (torch's _version).
+    data = property(lambda self: self._data)
+
+    @data.setter
+    def data(self, array):
+        self._data = array
+        self._versions[0] += 1
+
+    _version = property(lambda self: self._versions[0])
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
+    device = property(lambda self: backend.device_of(self._data))
     is_leaf = property(lambda self: self._backward is None)
+    requires_grad = property(lambda self: self._requires_grad)
+    grad = property(lambda self: self._grad)  # an array like .data, filled by backward() on leaves
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad: you can only change requires_grad flags of leaf tensors; "
+                               "use .detach() for a copy that is cut from the graph")
+        self._requires_grad = _checked_requires_grad(flag, self._data)
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            operands.check_grad(value, self._data, is_self=value is self)
+        self._grad = value
+
+    def requires_grad_(self, flag=True) -> Tensor:
+        self.requires_grad = flag
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf's gradient in `.grad` after backward (a leaf keeps its own anyway)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad, so it gets no gradient to keep")
+        self._retains_grad = not self.is_leaf
 
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
@@ -104,9 +191,15 @@ class Tensor:
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if node._backward is None:  # a leaf: keep its own copy, accumulating across calls
-                node.grad = g.copy() if node.grad is None else node.grad + g
-                continue
+            if node._backward is None or node._retains_grad:  # keep its own copy, accumulating across calls
+                # An array, also for 0-d (where a NumPy op returns a scalar), and a copy of g.
+                own = backend.array_module(g)
+                node._grad = own.array(g) if node._grad is None else own.asarray(node._grad + g)
+                if node._backward is None:
+                    continue
+            for saved, versions, version in node._saved:
+                if versions[0] != version:
+                    raise RuntimeError(_modified_message(node, saved, version, versions[0]))
             for parent, parent_grad in zip(node._parents, node._backward(g)):
                 if parent_grad is None or not parent.requires_grad:
                     continue
@@ -114,10 +207,17 @@ class Tensor:
                 previous = grads.get(id(parent))
                 grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
             if not retain_graph:
-                node._backward, node._parents = _freed_graph, ()
+                node._backward, node._parents, node._saved = _freed_graph, (), ()
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -125,8 +225,8 @@ class Tensor:
         return f"Tensor({self.data!r}{grad}{where})"
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph: no gradient flows back through the result."""
-        return Tensor(self.data)
+        """The same data (and version counter), cut from the graph: no gradient flows back through it."""
+        return _leaf(self.data, versions=self._versions)
 
     def numpy(self) -> np.ndarray:
         """A host copy of the data as a NumPy array."""
@@ -135,7 +235,82 @@ class Tensor:
     def item(self) -> float:
         if self.size != 1:
             raise ValueError(f"item: only a tensor with one element has an item, this one has shape {self.shape}")
-        return float(self.data.reshape(()))
+        return self.data.reshape(()).item()
+
+    def __bool__(self):
+        if self.size != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self.size} elements is ambiguous; "
+                               f"use .numpy().any() or .numpy().all()")
+        return bool(self.item())
+
+    def __float__(self):
+        if self.size != 1:
+            raise ValueError(f"float: only a one-element tensor converts to a Python number, not shape {self.shape}")
+        return float(self.item())
+
+    def __int__(self):
+        if self.size != 1:
+            raise ValueError(f"int: only a one-element tensor converts to a Python number, not shape {self.shape}")
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        if self.device != "cpu":
+            raise TypeError(f"a tensor on {self.device} cannot become a NumPy array implicitly; use .numpy()")
+        return np.array(self.data, dtype=dtype, copy=copy)
+
+    def __deepcopy__(self, memo):
+        # As torch: a graph is not copied, only a leaf the user made.
+        if not self.is_leaf:
+            raise RuntimeError("deepcopy: only leaf tensors (made by the user, not by an op) can be deep-copied; "
+                               "deep-copy .detach() for the values")
+        twin = _leaf(copy.deepcopy(self.data, memo), self.requires_grad)
+        twin._grad = copy.deepcopy(self.grad, memo)
+        memo[id(self)] = twin
+        return twin
+
+    def __reduce_ex__(self, protocol):
+        # As torch: the data and requires_grad, never the graph (whose closures cannot be pickled).
+        return _leaf, (self.data, self.requires_grad)
+
+
+def from_numpy(array) -> Tensor:
+    """A leaf that shares `array` (NumPy, or CuPy): writes to either show in the other, as torch.from_numpy."""
+    if not (isinstance(array, np.ndarray) or backend.array_module(array) is not np):
+        raise TypeError(f"from_numpy: expected a NumPy array, got {type(array).__name__}")
+    return _leaf(operands.as_float_array(array, array.dtype, op="from_numpy"))
+
+
+def _leaf(data, requires_grad=False, versions=None) -> Tensor:
+    """A leaf around `data` itself, not a copy: the private path for code that must not copy."""
+    t = Tensor.__new__(Tensor)
+    _init_leaf(t, data, requires_grad, [0] if versions is None else versions)
+    return t
+
+
+def _init_leaf(t, data, requires_grad, versions) -> None:
+    t._data, t._versions = data, versions
+    t._requires_grad = _checked_requires_grad(requires_grad, data)
+    t._grad, t._op, t._retains_grad = None, "", False
+    t._parents, t._saved = (), ()
+    t._backward = None  # None for a leaf; else grad -> tuple of grads for _parents
+
+
+def _checked_requires_grad(flag, data) -> bool:
+    if not isinstance(flag, (bool, np.bool_)):
+        raise TypeError(f"Tensor: requires_grad must be True or False, got {flag!r}")
+    if flag and data.dtype.kind != "f":  # as torch: an integer has no small step to take
+        raise TypeError(f"Tensor: only floating-point tensors can require gradients, got dtype {data.dtype}")
+    return bool(flag)
+
+
+def _modified_message(node, saved, version, now) -> str:
+    tensor = saved if saved is not None else node
+    role = "an input" if saved is not None else "the output"
+    name = getattr(tensor, "_name", None)
+    what = f"{role} of {node._op} (shape {tensor.shape})"
+    what = f"{name}, {what}," if name else what
+    return (f"backward: {what} was modified in place after it was saved for backward (version {version} → {now}), "
+            f"e.g. by an optimizer step; compute the loss again after the step")
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
@@ -171,16 +346,29 @@ def unbroadcast(grad, shape):
     return grad
 
 
-def _result(data, parents, op, backward) -> Tensor:
-    """Wrap an op's output; record how to differentiate it only if some input needs a gradient."""
+def _result(data, parents, op, backward, saved=(), saves_output=False) -> Tensor:
+    """Wrap an op's output; record how to differentiate it only if some input needs a gradient.
+
+    `saved` are the inputs whose data `backward` reads, and `saves_output` says it reads the
+    output's: their versions now are kept, and backward refuses to run if one has changed.
+    """
     out = Tensor.__new__(Tensor)
-    out.data, out.grad, out._op = data, None, op
-    out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
-    if out.requires_grad:
+    out._data, out._versions, out._grad, out._op, out._retains_grad = data, [0], None, op, False
+    out._requires_grad = _grad_mode.enabled and any(p.requires_grad for p in parents)
+    if out._requires_grad:
         out._parents, out._backward = parents, backward
+        out._saved = tuple((t, t._versions, t._versions[0]) for t in saved)
+        if saves_output:  # None stands for the output itself: a reference to it would be a cycle
+            out._saved += ((None, out._versions, 0),)
     else:
-        out._parents, out._backward = (), None
+        out._parents, out._backward, out._saved = (), None, ()
     return out
+
+
+def _read_by_backward(*pairs) -> tuple[Tensor, ...]:
+    """The `t` of each (t, needed) pair that is needed: what a backward will read, and only that,
+    as torch saves (x @ W with a constant x saves x, so a later step on W does not stale it)."""
+    return tuple(t for t, needed in pairs if needed)
 
 
 def _freed_graph(g):
@@ -199,9 +387,9 @@ def _operands(a, b, op, broadcast=True) -> tuple[Tensor, Tensor]:
     if not isinstance(a, Tensor):
         if not isinstance(b, Tensor):
             raise TypeError(f"{op}: expected a Tensor operand, got {type(a).__name__} and {type(b).__name__}")
-        a = Tensor(operands.lift(a, b.data, op, a_first=True))
+        a = _leaf(operands.lift(a, b.data, op, a_first=True))
     elif not isinstance(b, Tensor):
-        b = Tensor(operands.lift(b, a.data, op, a_first=False))
+        b = _leaf(operands.lift(b, a.data, op, a_first=False))
     else:
         operands.check_same_kind(a.data, b.data, op)
     if broadcast:
@@ -209,7 +397,7 @@ def _operands(a, b, op, broadcast=True) -> tuple[Tensor, Tensor]:
     return a, b
 
 
-# --- arithmetic: + * @ ** are primitives; - and / are built from them ---------------------------
+# --- arithmetic: + * / @ ** are primitives; - is built from them -------------------------------
 
 
 def add(a, b) -> Tensor:
@@ -224,12 +412,15 @@ def mul(a, b) -> Tensor:
         return (g * b.data if a.requires_grad else None,
                 g * a.data if b.requires_grad else None)
 
-    return _result(a.data * b.data, (a, b), "mul", backward)
+    return _result(a.data * b.data, (a, b), "mul", backward,
+                   saved=_read_by_backward((b, a.requires_grad), (a, b.requires_grad)))
 
 
 def matmul(a, b) -> Tensor:
     a, b = _operands(a, b, "matmul", broadcast=False)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul: takes 2-d tensors only, got shapes {a.shape} and {b.shape}")
+    if a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
 
     def backward(g):
@@ -237,14 +428,17 @@ def matmul(a, b) -> Tensor:
         return (g @ b.data.T if a.requires_grad else None,
                 a.data.T @ g if b.requires_grad else None)
 
-    return _result(a.data @ b.data, (a, b), "matmul", backward)
+    return _result(a.data @ b.data, (a, b), "matmul", backward,
+                   saved=_read_by_backward((b, a.requires_grad), (a, b.requires_grad)))
 
 
 def affine(x, weight, bias) -> Tensor:
     """x @ weight + bias as one op (torch's addmm): the product is not kept as a node of its own,
     which saves one (batch, out) array per layer for as long as the graph lives."""
     x, weight = _operands(x, weight, "affine", broadcast=False)
-    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[0]:
+    if x.ndim != 2 or weight.ndim != 2:
+        raise ValueError(f"affine: takes 2-d tensors only, got shapes {x.shape} and {weight.shape}")
+    if x.shape[1] != weight.shape[0]:
         raise ValueError(f"affine: shapes {x.shape} and {weight.shape} do not align")
     weight, bias = _operands(weight, bias, "affine", broadcast=False)
     if bias.shape != (weight.shape[1],):
@@ -257,7 +451,8 @@ def affine(x, weight, bias) -> Tensor:
                 x.data.T @ g if weight.requires_grad else None,
                 g.sum(axis=0) if bias.requires_grad else None)
 
-    return _result(out, (x, weight, bias), "affine", backward)
+    return _result(out, (x, weight, bias), "affine", backward,
+                   saved=_read_by_backward((weight, x.requires_grad), (x, weight.requires_grad)))
 
 
 def power(x: Tensor, exponent) -> Tensor:
@@ -265,7 +460,13 @@ def power(x: Tensor, exponent) -> Tensor:
         raise TypeError("pow: only a Python number is supported as the exponent")
     # A NumPy scalar exponent (np.float64(2)) would promote float32 data to float64.
     exponent = exponent.item() if isinstance(exponent, np.generic) else exponent
-    return _result(x.data ** exponent, (x,), "pow", lambda g: (g * exponent * x.data ** (exponent - 1),))
+
+    def backward(g):
+        if exponent == 0:  # as torch: 0 everywhere, also at x = 0 where x ** -1 is inf
+            return (backend.array_module(g).zeros_like(g),)
+        return (g * exponent * x.data ** (exponent - 1),)
+
+    return _result(x.data ** exponent, (x,), "pow", backward, saved=(x,))
 
 
 def neg(x: Tensor) -> Tensor:
@@ -279,7 +480,15 @@ def sub(a, b) -> Tensor:
 
 def div(a, b) -> Tensor:
     a, b = _operands(a, b, "div")
-    return a * b ** -1
+
+    def backward(g):
+        # d(a/b)/db = -(a/b)/b, in that order (as torch): b * b would underflow for tiny b in
+        # float32, and d(x/x)/dx comes out exactly 0.
+        return (g / b.data if a.requires_grad else None,
+                -g * (a.data / b.data / b.data) if b.requires_grad else None)
+
+    return _result(a.data / b.data, (a, b), "div", backward,
+                   saved=_read_by_backward((b, True), (a, b.requires_grad)))
 
 
 # --- reductions ------------------------------------------------------------------------------
@@ -301,19 +510,20 @@ def mean(x: Tensor, axis=None, keepdims=False) -> Tensor:
 
 
 def reduce_max(x: Tensor, axis=None, keepdims=False) -> Tensor:
-    """Max over an axis (maxout's pooling). Tied maxima share the gradient equally."""
+    """Max over an axis (maxout's pooling). Tied maxima share the gradient equally; where the
+    max is nan, the nans share it, as torch's max() does (not every element)."""
     out = x.data.max(axis=axis, keepdims=True)
 
     def backward(g):
         xp = backend.array_module(g)
-        winners = (x.data == out).astype(g.dtype)
+        winners = ((x.data == out) | (xp.isnan(x.data) & xp.isnan(out))).astype(g.dtype)
         winners /= winners.sum(axis=axis, keepdims=True)
         if axis is not None and not keepdims:
             g = xp.expand_dims(g, axis)
         return (winners * g,)
 
     value = out if keepdims else (out.reshape(()) if axis is None else out.squeeze(axis))
-    return _result(value, (x,), "max", backward)
+    return _result(value, (x,), "max", backward, saved=(x,))
 
 
 # --- elementwise functions -------------------------------------------------------------------
@@ -326,27 +536,28 @@ def _stable_sigmoid(xp, x):
 
 def exp(x: Tensor) -> Tensor:
     y = backend.array_module(x.data).exp(x.data)
-    return _result(y, (x,), "exp", lambda g: (g * y,))
+    return _result(y, (x,), "exp", lambda g: (g * y,), saves_output=True)
 
 
 def log(x: Tensor) -> Tensor:
-    return _result(backend.array_module(x.data).log(x.data), (x,), "log", lambda g: (g / x.data,))
+    return _result(backend.array_module(x.data).log(x.data), (x,), "log", lambda g: (g / x.data,), saved=(x,))
 
 
 def tanh(x: Tensor) -> Tensor:
     y = backend.array_module(x.data).tanh(x.data)
-    return _result(y, (x,), "tanh", lambda g: (g * (1 - y * y),))
+    return _result(y, (x,), "tanh", lambda g: (g * (1 - y * y),), saves_output=True)
 
 
 def sigmoid(x: Tensor) -> Tensor:
     y = _stable_sigmoid(backend.array_module(x.data), x.data)
-    return _result(y, (x,), "sigmoid", lambda g: (g * y * (1 - y),))
+    return _result(y, (x,), "sigmoid", lambda g: (g * y * (1 - y),), saves_output=True)
 
 
 def softplus(x: Tensor) -> Tensor:
     """log(1 + e^x), computed without overflow; its derivative is sigmoid(x)."""
     xp = backend.array_module(x.data)
-    return _result(xp.logaddexp(0, x.data), (x,), "softplus", lambda g: (g * _stable_sigmoid(xp, x.data),))
+    return _result(xp.logaddexp(0, x.data), (x,), "softplus", lambda g: (g * _stable_sigmoid(xp, x.data),),
+                   saved=(x,))
 
 
 def relu(x: Tensor) -> Tensor:
@@ -355,23 +566,11 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, slope=0.01) -> Tensor:
-    xp, data = backend.array_module(x.data), x.data
     slope = float(slope)  # a NumPy float64 slope would promote float32 data
     if not 0 <= slope <= 1:
         raise ValueError(f"leaky_relu: slope must lie in [0, 1], got {slope}")
-    # max(x, slope·x) is where(x > 0, x, slope·x) for such slopes, bit for bit, without np.where's
-    # slow select.
-    y = data * slope
-    xp.maximum(data, y, out=y)
-
-    def backward(g):
-        derivative = (data > 0).astype(g.dtype)  # 1 where x > 0, else 0 ...
-        derivative *= 1 - slope
-        derivative += slope  # ... then 1 where x > 0, else slope
-        derivative *= g  # in place: one (batch, features) array, not two
-        return (derivative,)
-
-    return _result(y, (x,), "leaky_relu", backward)
+    slopes = backend.array_module(x.data).where(x.data > 0, 1, slope).astype(x.dtype)
+    return _result(x.data * slopes, (x,), "leaky_relu", lambda g: (g * slopes,))
 
 
 # --- shape and device ------------------------------------------------------------------------
@@ -387,11 +586,31 @@ def reshape(x: Tensor, *shape) -> Tensor:
     return _result(y, (x,), "reshape", lambda g: (g.reshape(source),))
 
 
-def transpose(x: Tensor, *axes) -> Tensor:
-    axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-    axes = tuple(axes) or tuple(reversed(range(x.ndim)))
-    inverse = tuple(np.argsort(axes))
-    return _result(x.data.transpose(axes), (x,), "transpose", lambda g: (g.transpose(inverse),))
+def permute(x: Tensor, *dims) -> Tensor:
+    """The dims reordered: dim i of the result is dim dims[i] of x (NumPy's transpose(axes))."""
+    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    if sorted(_dim(x, d, "permute") for d in dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dims of shape {x.shape}")
+    dims = tuple(_dim(x, d, "permute") for d in dims)
+    inverse = tuple(np.argsort(dims))
+    return _result(x.data.transpose(dims), (x,), "permute", lambda g: (g.transpose(inverse),))
+
+
+def transpose(x: Tensor, dim0, dim1) -> Tensor:
+    """Swap two dims, as torch.transpose; negative dims count from the end."""
+    dims = list(range(x.ndim))
+    i, j = _dim(x, dim0, "transpose"), _dim(x, dim1, "transpose")
+    dims[i], dims[j] = dims[j], dims[i]
+    return permute(x, dims)
+
+
+def _dim(x: Tensor, dim, op) -> int:
+    """`dim` as an index in [0, ndim), or an IndexError naming the range it must lie in."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: a dim is an int, got {dim!r}")
+    if not -max(x.ndim, 1) <= dim < max(x.ndim, 1):
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor of {x.ndim} dims")
+    return int(dim) % max(x.ndim, 1)
 
 
 def getitem(x: Tensor, index) -> Tensor:
@@ -428,7 +647,7 @@ def astype(x: Tensor, dtype) -> Tensor:
     """A copy in `dtype`. To an integer dtype it is a constant, as in torch: no gradient flows back."""
     source, y = x.dtype, operands.as_float_array(x.data, dtype, op="astype")
     if y.dtype.kind != "f":
-        return Tensor(y, dtype=y.dtype)
+        return _leaf(y)
     return _result(y, (x,), "astype", lambda g: (g.astype(source),))
 
 
@@ -443,6 +662,8 @@ def concatenate(tensors, axis=0) -> Tensor:
         if not isinstance(t, Tensor):
             raise TypeError(f"concatenate: item {i} is a {type(t).__name__}, not a Tensor")
     first = tensors[0]
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"concatenate: axis must be an int, got {axis!r}; flatten with .reshape(-1) first")
     for t in tensors[1:]:
         backend.check_same_device("concatenate", first.data, t.data)
         if t.dtype != first.dtype:
@@ -454,6 +675,49 @@ def concatenate(tensors, axis=0) -> Tensor:
         raise ValueError(f"concatenate: shapes {[t.shape for t in tensors]} do not fit along axis {axis}") from None
     ends = np.cumsum([t.shape[axis] for t in tensors])[:-1]
     return _result(data, tuple(tensors), "concatenate", lambda g: tuple(xp.split(g, ends, axis=axis)))
+
+
+# --- in-place operators and comparisons ------------------------------------------------------
+
+
+def _in_place(name, update):
+    """t += other (and -=, *=, /=): writes into t's array, and bumps its version, as torch does.
+
+    Only where no graph needs the old value: under no_grad, or on a tensor that does not require
+    grad. `other` is broadcast to t's shape and the result cast into t's dtype, as in torch.
+    """
+    def method(self, other):
+        if self.requires_grad and _grad_mode.enabled:
+            if self.is_leaf:
+                raise RuntimeError(f"{name}: a leaf tensor that requires grad cannot be changed in place "
+                                   f"outside no_grad (wrap the update in `with no_grad():`)")
+            raise RuntimeError(f"{name}: minigan does not record in-place ops in the graph; "
+                               f"write t = t {name[:-1]} other instead")
+        other = other.data if isinstance(other, Tensor) else operands.numeric_array(other, name)
+        backend.check_same_device(name, self.data, other)
+        operands.check_broadcast(self.shape, other.shape, name)
+        if np.broadcast_shapes(self.shape, other.shape) != self.shape:
+            raise ValueError(f"{name}: shape {other.shape} would change shape {self.shape} in place")
+        try:
+            self.data = update(self.data, other)  # the array's own in-place op, then the version bump
+        except TypeError:  # NumPy's UFuncTypeError: "Cannot cast ufunc 'add' output from ..."
+            raise TypeError(f"{name}: the result cannot be stored in place in dtype {self.dtype}") from None
+        return self
+
+    return method
+
+
+def _comparison(name, compare):
+    """t == other and the like: a boolean array on t's device (not a Tensor: no gradient flows)."""
+    def method(self, other):
+        if isinstance(other, Tensor):
+            backend.check_same_device(name, self.data, other.data)
+            other = other.data
+        elif not (np.isscalar(other) or hasattr(other, "dtype")):
+            return NotImplemented  # t == None or t == "a" is False, not an error, as in torch
+        return compare(self.data, other)
+
+    return method
 
 
 # --- the ops as Tensor methods and operators -----------------------------------------------------
@@ -478,7 +742,18 @@ Tensor.relu = relu
 Tensor.leaky_relu = leaky_relu
 Tensor.reshape = reshape
 Tensor.transpose = transpose
-Tensor.T = property(transpose)
+Tensor.permute = permute
+Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
 Tensor.__getitem__ = getitem
 Tensor.to = to
 Tensor.astype = astype
+Tensor.__iadd__ = _in_place("+=", operator.iadd)
+Tensor.__isub__ = _in_place("-=", operator.isub)
+Tensor.__imul__ = _in_place("*=", operator.imul)
+Tensor.__itruediv__ = _in_place("/=", operator.itruediv)
+Tensor.__eq__ = _comparison("==", operator.eq)
+Tensor.__ne__ = _comparison("!=", operator.ne)
+Tensor.__lt__ = _comparison("<", operator.lt)
+Tensor.__le__ = _comparison("<=", operator.le)
+Tensor.__gt__ = _comparison(">", operator.gt)
+Tensor.__ge__ = _comparison(">=", operator.ge)

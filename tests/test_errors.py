@@ -35,8 +35,11 @@ def test_elementwise_shape_mismatch_names_the_op_and_both_shapes(op, name):
 def test_matmul_shapes_do_not_align():
     with pytest.raises(ValueError, match=re.escape("matmul: shapes (128, 784) and (100, 256) do not align")):
         zeros(128, 784) @ zeros(100, 256)
-    with pytest.raises(ValueError, match=re.escape("matmul: shapes (3,) and (3, 2) do not align")):
+    # Shapes that would align as NumPy's 1-d or batched matmul: the cause is the number of dims.
+    with pytest.raises(ValueError, match=re.escape("matmul: takes 2-d tensors only, got shapes (3,) and (3, 2)")):
         zeros(3) @ zeros(3, 2)
+    with pytest.raises(ValueError, match=re.escape("matmul: takes 2-d tensors only, got shapes (2, 2, 3) and (3, 2)")):
+        zeros(2, 2, 3) @ zeros(3, 2)
 
 
 def test_reshape_names_both_shapes():

@@ -1,6 +1,7 @@
 """The game: the losses (eq. 1-3), Algorithm 1's bookkeeping, and both configurations."""
 
 import dataclasses
+import hashlib
 import math
 
 import numpy as np
@@ -121,6 +122,35 @@ def test_discriminator_step_leaves_generator_untouched():
     assert all(p.grad is None for p in G.parameters())
     assert all(np.array_equal(b, p.data) for b, p in zip(G_before, G.parameters()))
     assert all(p.grad is not None for p in D.parameters())
+
+
+def test_discriminator_step_runs_d_on_the_data_and_on_the_fakes_as_eq2s_two_terms():
+    """Two passes, D(x) and D(G(z)), and the loss and D's gradient from both logits."""
+    G, D = tiny_players()
+    seen = []
+
+    class Recorded(nn.Module):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def forward(self, x):
+            seen.append(x.shape)
+            return self.inner(x)
+
+    x, z = batch((5, 4), 1), batch((3, 3), 2)
+    stats = gan.discriminator_step(G, Recorded(D), optim.SGD(D.parameters(), lr=0.0), x, z)
+    assert seen == [(5, 4), (3, 4)]
+    G2, D2 = tiny_players()
+    for p, q in zip(G.parameters() + D.parameters(), G2.parameters() + D2.parameters()):
+        q.data = p.data.copy()
+    real, fake = D2(x), D2(G2(z))
+    expected = gan.discriminator_loss(real, fake)
+    expected.backward()
+    assert stats["d_loss"] == pytest.approx(expected.item(), rel=1e-15)
+    np.testing.assert_array_equal(stats["d_real_logits"], real.data)
+    np.testing.assert_array_equal(stats["d_fake_logits"], fake.data)
+    for p, q in zip(D.parameters(), D2.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-13, atol=1e-16)
 
 
 def test_generator_step_leaves_no_gradient_in_discriminator():
@@ -343,6 +373,63 @@ def test_builders_read_the_config_not_its_name():
     assert [type(layer).__name__ for layer in G] == ["Linear", "LeakyReLU", "Linear", "Tanh"]
 
 
+# sha256 of (name, dtype, shape, bytes) over each state_dict, for G and D built with manual_seed(7)
+# and a mean image of linspace(0, 1, 784): computed before Config's fields were named, so that the
+# nets stay bit-identical and the paper runs' checkpoints (G.0.weight, ...) still load into them.
+BUILT_NETS = {
+    ("reference", "float32"): ("8ecd4f8d0023aa2161204d2f26840069856f05310dfd58de0318bbc32f83ec23",
+                               "88caa280d21f14b071f9b5fc29c946b5d485d4419b31cfa0c517a5b579e1b1b2"),
+    ("reference", "float64"): ("c456c2630bec86de80694db0d32e8a3e7b1330339eadba594bd4b941f285c0ab",
+                               "bc394f13c00efc725bfc6fb5b88175a45d24b2a7db8bb3627049fcec8ad093ef"),
+    ("paper", "float32"): ("0674329a24ec66d1158c0092fedc9c3010c8044b4110b8439db1411e6318c1f7",
+                           "4dae8f28b2ef47b465ee82bffe486e38b065a4afaedcc75de017cf2ce109e5b3"),
+    ("paper", "float64"): ("a4a9293c1b89b3962ebc87b38793de73823fa66bfc1c3aed94e1f63b519b2cee",
+                           "75bda34d87a7acdf215e39793a55c0869315d251aa9a7e6c2833fb68fbe54801"),
+}
+
+
+def _state_digest(module):
+    h = hashlib.sha256()
+    for name, array in module.state_dict().items():
+        h.update(f"{name} {array.dtype} {array.shape};".encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("name, dtype", sorted(BUILT_NETS))
+def test_built_nets_are_bit_identical_for_a_seed(name, dtype):
+    minigan.manual_seed(7)
+    G = gan.build_generator(gan.CONFIGS[name], pixel_mean=np.linspace(0, 1, 784), dtype=np.dtype(dtype))
+    D = gan.build_discriminator(gan.CONFIGS[name], dtype=np.dtype(dtype))
+    assert (_state_digest(G), _state_digest(D)) == BUILT_NETS[name, dtype]
+
+
+def test_paper_discriminator_drops_pixels_at_0_2_and_hidden_units_at_0_5():
+    D = gan.build_discriminator(gan.CONFIGS["paper"])
+    assert [(type(layer).__name__, getattr(layer, "p", None)) for layer in D] == [
+        ("Dropout", 0.2), ("Maxout", None), ("Dropout", 0.5), ("Maxout", None), ("Dropout", 0.5), ("Linear", None)]
+    assert list(gan.build_generator(gan.CONFIGS["paper"]).state_dict())[:2] == ["0.weight", "0.bias"]
+
+
+def test_each_dropout_and_init_range_is_its_own_field():
+    paper = gan.CONFIGS["paper"]
+    no_pixel_dropout = dataclasses.replace(paper, d_input_dropout=None)
+    assert [type(layer).__name__ for layer in gan.build_discriminator(no_pixel_dropout)] == [
+        "Maxout", "Dropout", "Maxout", "Dropout", "Linear"]
+    wide_d = dataclasses.replace(paper, d_init_range=0.5, g_init_range=0.01)
+    assert np.abs(gan.build_discriminator(wide_d)[1].linear.weight.numpy()).max() > 0.1
+    assert np.abs(gan.build_generator(wide_d)[0].weight.numpy()).max() <= 0.01
+
+
+def test_sample_noise_draws_as_before_for_a_seed():
+    """sha256 of 5 noise vectors from default_rng(3): the priors' draws, fixed for resumed runs."""
+    expected = {"reference": "44f15061f83f530ba6dd9bd5f8e5ff4d6ed4d8fd99a01f73ede14961ff72354c",
+                "paper": "ffeb38791ce207f03b1bb3fd1b0585802d35aaadfa6e47211117046b01299397"}
+    for name, digest in expected.items():
+        z = gan.sample_noise(gan.CONFIGS[name], 5, np.random.default_rng(3)).numpy()
+        assert hashlib.sha256(z.tobytes()).hexdigest() == digest
+
+
 def test_apply_schedule_steps_each_optimizer_once_per_update():
     config = gan.CONFIGS["paper"]
     G, D = tiny_players()
@@ -382,3 +469,23 @@ def test_frozen_nests_and_restores_each_flag_as_it_was():
             pass
         assert not any(p.requires_grad for p in D.parameters())  # the inner exit did not unfreeze
     assert D[0].bias.requires_grad is False and D[0].weight.requires_grad is True
+
+
+@pytest.mark.parametrize("k, loss, update, error, message", [
+    (True, "minimax", "alternating", TypeError, "k must be an integer ≥ 1, got True"),
+    (1.0, "minimax", "alternating", TypeError, "k must be an integer ≥ 1, got 1.0"),
+    (0, "minimax", "alternating", ValueError, "k must be an integer ≥ 1, got 0"),
+    (1, "hinge", "alternating", ValueError, "unknown loss 'hinge'; use 'nonsaturating' or 'minimax'"),
+    (1, "minimax", "lookahead", ValueError, "unknown update 'lookahead'; use 'alternating' or 'simultaneous'"),
+    (2, "minimax", "simultaneous", ValueError, "the authors' update has no inner loop, k must be 1, got 2"),
+])
+def test_check_game_refuses_in_one_line_naming_the_caller(k, loss, update, error, message):
+    with pytest.raises(error) as info:
+        gan.check_game("my_trainer", k, loss, update)
+    assert str(info.value) == f"my_trainer: {message}"
+
+
+@pytest.mark.parametrize("k, update", [(1, "alternating"), (np.int64(3), "alternating"), (1, "simultaneous")])
+def test_check_game_accepts_every_valid_game(k, update):
+    for loss in gan.LOSSES:
+        assert gan.check_game("my_trainer", k, loss, update) is None

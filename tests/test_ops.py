@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays, basic_indices, mutually_broadcastable_shapes
 
+import minigan
 from minigan import Tensor, backend, concatenate, gradcheck
 
 # The `device` fixture is a plain string, so sharing it across hypothesis examples is safe.
@@ -214,7 +215,9 @@ def test_matmul(device, data, n, k, m):
 def test_matmul_non_contiguous_inputs(device, data, n, k, m):
     # Leaves whose data are transposed views, and a transpose op inside the graph.
     a_t, b_t = data.draw(values((k, n))), data.draw(values((m, k)))
-    x, y = leaf(a_t.T, device), leaf(b_t.T, device)
+    # from_numpy keeps the views (Tensor would copy them into contiguous arrays).
+    x = minigan.from_numpy(backend.to_device(a_t.T, device)).requires_grad_()
+    y = minigan.from_numpy(backend.to_device(b_t.T, device)).requires_grad_()
     if device == "cpu":
         assert x.data.flags.c_contiguous == (n == 1 or k == 1)
     assert_forward(x @ y, a_t.T @ b_t.T)
@@ -326,10 +329,14 @@ def test_transpose(device, data):
     a = data.draw(shapes.flatmap(values))
     axes = tuple(data.draw(st.permutations(range(a.ndim))))
     x = leaf(a, device)
-    assert_forward(x.transpose(axes), a.transpose(axes))
+    assert_forward(x.permute(axes), a.transpose(axes))
     assert_forward(x.T, a.T)
-    assert gradcheck(lambda t: t.transpose(*axes), [x])
+    assert gradcheck(lambda t: t.permute(*axes), [x])
     assert gradcheck(lambda t: t.T, [x])
+    if a.ndim:  # torch's transpose: swap two dims, negative ones counted from the end
+        i, j = data.draw(st.integers(-a.ndim, a.ndim - 1)), data.draw(st.integers(-a.ndim, a.ndim - 1))
+        assert_forward(x.transpose(i, j), np.swapaxes(a, i, j))
+        assert gradcheck(lambda t: t.transpose(i, j), [x])
 
 
 @with_device
