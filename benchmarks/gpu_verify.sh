@@ -9,7 +9,7 @@
 # Stages, the most informative first; each runs under its own time budget (timeout), and the
 # budgets add up to 7 minutes, leaving one for start-up checks and test collection:
 #   doctor          python -m minigan.doctor --device cuda: setup, kernels, a captured step, autograd
-#   tests_fast      pytest -m gpu tests/test_fast_cuda.py: the fused step, cuBLAS, graph replay
+#   tests_fast      pytest -m gpu tests/test_fast_cuda.py: the fused step, cuBLAS, CUDA graph replay
 #   bench           benchmarks/bench_step.py --device cuda at B = 128 and 8192 (every row, with torch)
 #   mnist_fused     examples/mnist.py --device cuda --engine fused, 300 steps: must end captured
 #   mnist_autograd  the same with --engine autograd, the readable path on CuPy

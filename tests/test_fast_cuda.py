@@ -219,13 +219,13 @@ def on_gpu(cp, arrays):
     return [cp.asarray(a) for a in arrays]
 
 
-@pytest.mark.parametrize("use_graph", [False, True])
+@pytest.mark.parametrize("cuda_graph", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k, loss", [(1, "nonsaturating"), (2, "minimax")])
-def test_cuda_step_trains_like_autograd_on_the_cpu(cp, use_graph, dtype, k, loss):
+def test_cuda_step_trains_like_autograd_on_the_cpu(cp, cuda_graph, dtype, k, loss):
     (G, D), (G2, D2) = cpu_and_cuda_players(dtype)
     opt_G, opt_D = gan.build_optimizers(REFERENCE, G, D)
-    trainer = FusedTrainer(G2, D2, k=k, loss=loss, use_graph=use_graph)
+    trainer = FusedTrainer(G2, D2, k=k, loss=loss, cuda_graph=cuda_graph)
     rng = np.random.default_rng(1)
     for _ in range(4):
         xs, zs = batches(rng, 32, k, dtype)
@@ -245,9 +245,9 @@ def test_cuda_step_trains_like_autograd_on_the_cpu(cp, use_graph, dtype, k, loss
             problem = doctor.parameter_drift(q.data, p.data, REFERENCE.lr)
             assert problem is None, f"{name}: {problem}"
     assert int(trainer.D.adam_scalars[kernels.STEP].get()) == 4 * k  # counted on the device, every replay
-    if use_graph:
+    if cuda_graph:
         assert trainer.cuda.runner.graph is not None and not trainer.cuda.runner.failed
-    assert trainer.captured == use_graph
+    assert trainer.captured == cuda_graph
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -261,7 +261,7 @@ def test_captured_step_at_a_large_batch_trains_like_autograd_on_the_gpu(cp, dtyp
     D = gan.build_discriminator(REFERENCE, dtype=dtype, device="cuda")
     G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
     opt_G, opt_D = gan.build_optimizers(REFERENCE, G, D)
-    trainer = FusedTrainer(G2, D2, k=k, loss=loss, use_graph=True)
+    trainer = FusedTrainer(G2, D2, k=k, loss=loss, cuda_graph=True)
     rng = np.random.default_rng(8)
     rtol = 1e-4 if dtype == np.float32 else 1e-9
     for _ in range(3):
@@ -283,14 +283,14 @@ def test_captured_step_at_a_large_batch_trains_like_autograd_on_the_gpu(cp, dtyp
             assert problem is None, f"{name}: {problem}"
 
 
-# --- graph replay ----------------------------------------------------------------------------------
+# --- CUDA graph replay -------------------------------------------------------------------------------
 
 
 def twin_trainers(dtype=np.float32, k=1, **kwargs):
     backend.manual_seed(0)
     G = gan.build_generator(REFERENCE, dtype=dtype, device="cuda")
     D = gan.build_discriminator(REFERENCE, dtype=dtype, device="cuda")
-    eager = FusedTrainer(copy.deepcopy(G), copy.deepcopy(D), k=k, use_graph=False)
+    eager = FusedTrainer(copy.deepcopy(G), copy.deepcopy(D), k=k, cuda_graph=False)
     return eager, FusedTrainer(G, D, k=k, **kwargs)
 
 
@@ -327,13 +327,13 @@ extern "C" __global__ void spin(long long cycles) {
 """
 
 
-@pytest.mark.parametrize("use_graph", [True, False])
-def test_an_iteration_does_not_wait_for_the_device(cp, use_graph):
+@pytest.mark.parametrize("cuda_graph", [True, False])
+def test_an_iteration_does_not_wait_for_the_device(cp, cuda_graph):
     """Queue a second or so of spinning on the caller's stream, then call iteration(): had it
     synchronised with the host anywhere (a .get(), a float(), a mask index), it would take that long."""
     import time
 
-    _, trainer = twin_trainers(use_graph=use_graph)
+    _, trainer = twin_trainers(cuda_graph=cuda_graph)
     rng = np.random.default_rng(3)
     for _ in range(3):  # eager warm-up, capture, one replay: kernels compiled, memory pooled
         trainer.iteration(*(on_gpu(cp, b) for b in batches(rng, 64, 1, np.float32)))
@@ -369,12 +369,12 @@ def test_input_buffers_skip_the_copies(cp):
 
 
 def test_fallback_to_eager_with_one_warning_when_capture_fails(cp, monkeypatch):
-    from minigan.fast import graph
+    from minigan.fast import cuda_graph
 
     def refuse(step, stream):
         raise RuntimeError("capture refused for this test")
 
-    monkeypatch.setattr(graph, "capture", refuse)
+    monkeypatch.setattr(cuda_graph, "capture", refuse)
     eager, graphed = twin_trainers()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -420,8 +420,8 @@ def test_tf32_is_in_effect_when_the_captured_step_replays(cp):
     needs_tf32(cp)
     backend.manual_seed(0)
     G, D = (gan.build_generator(REFERENCE, device="cuda"), gan.build_discriminator(REFERENCE, device="cuda"))
-    trainers = {name: FusedTrainer(copy.deepcopy(G), copy.deepcopy(D), use_graph=graph, tf32=tf32)
-                for name, graph, tf32 in (("fp32", False, False), ("tf32 eager", False, True),
+    trainers = {name: FusedTrainer(copy.deepcopy(G), copy.deepcopy(D), cuda_graph=captured, tf32=tf32)
+                for name, captured, tf32 in (("fp32", False, False), ("tf32 eager", False, True),
                                           ("tf32 graph", True, True))}
     rng = np.random.default_rng(5)
     m = 512  # D's GEMMs are 1024 × 784 × 1024 and up: TF32's rounding shows

@@ -263,7 +263,7 @@ def test_unsupported_players_and_arguments_are_refused_clearly():
         FusedTrainer(G, nn.Sequential(nn.Linear(5, 1)))
     with pytest.raises(ValueError, match="unknown loss 'wasserstein'"):
         FusedTrainer(G, D, loss="wasserstein")
-    with pytest.raises(ValueError, match="k must be a positive integer"):
+    with pytest.raises(ValueError, match="FusedTrainer: k must be an integer ≥ 1, got 0"):
         FusedTrainer(G, D, k=0)
     (G64, _), _ = players(np.float64)
     with pytest.raises(TypeError, match="G is float64 on cpu, D is float32 on cpu"):
@@ -302,7 +302,7 @@ trainer = FusedTrainer(gan.build_generator(config), gan.build_discriminator(conf
 trainer.iteration([np.zeros((4, 784), np.float32)], [np.zeros((4, 100), np.float32)] * 2)
 trainer.copy_to_modules()
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx", "cupy_backends")
-             or m in ("minigan.fast.cublas", "minigan.fast.graph")))
+             or m in ("minigan.fast.cublas", "minigan.fast.cuda_graph")))
 """
     assert run_python(code) == "[]"
 
@@ -315,92 +315,6 @@ from minigan import gan, nn, optim, tensor, backend
 print([m for m in sys.modules if m.startswith("minigan.fast")])
 """
     assert run_python(code) == "[]"
-
-
-# --- graph.StepGraph's bookkeeping, with a stand-in for a CUDA stream ---------------------------------
-# What a CUDA graph does is checked on a GPU (tests/test_fast_cuda.py); when StepGraph warms up,
-# captures, replays, recaptures and falls back is plain Python, checked here.
-
-
-class RecordingStream:
-    """Kernels launched while capturing are recorded into the graph instead of running."""
-
-    def __init__(self):
-        self.capturing, self.recorded, self.captures = False, None, 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def begin_capture(self):
-        assert not self.capturing
-        self.capturing, self.recorded = True, []
-        self.captures += 1
-
-    def end_capture(self):
-        assert self.capturing
-        self.capturing = False
-        return RecordedGraph(self.recorded)
-
-    def launch(self, kernel):
-        self.recorded.append(kernel) if self.capturing else kernel()
-
-
-class RecordedGraph:
-    def __init__(self, kernels_):
-        self.kernels = kernels_
-
-    def launch(self, stream):
-        for kernel in self.kernels:
-            kernel()
-
-
-def counting_step(stream, counter, refuse_capture=False):
-    def step():
-        if refuse_capture and stream.capturing:
-            raise NotImplementedError("this library refuses stream capture")
-        stream.launch(lambda: counter.__setitem__("runs", counter["runs"] + 1))
-    return step
-
-
-def test_step_graph_warms_up_eagerly_then_captures_once_and_replays():
-    from minigan.fast import graph
-
-    stream, counter = RecordingStream(), {"runs": 0}
-    runner = graph.StepGraph(stream)
-    for i in range(1, 6):
-        runner.run(counting_step(stream, counter), key=64)
-        assert counter["runs"] == i  # every call ran the step exactly once, captured or not
-        assert runner.last == ("eager" if i == 1 else "graph")
-    assert stream.captures == 1 and runner.graph is not None and not stream.capturing
-    runner.run(counting_step(stream, counter), key=32)  # new batch size: eager again, then recapture
-    runner.run(counting_step(stream, counter), key=32)
-    assert counter["runs"] == 7 and stream.captures == 2
-
-
-def test_step_graph_falls_back_to_eager_with_one_warning():
-    from minigan.fast import graph
-
-    stream, counter = RecordingStream(), {"runs": 0}
-    runner = graph.StepGraph(stream)
-    with pytest.warns(RuntimeWarning, match="refuses stream capture") as caught:
-        for _ in range(5):
-            runner.run(counting_step(stream, counter, refuse_capture=True), key=64)
-    assert len(caught) == 1 and runner.failed and runner.graph is None
-    assert runner.error == "NotImplementedError: this library refuses stream capture" and runner.last == "eager"
-    assert counter["runs"] == 5 and not stream.capturing  # the failed capture was ended
-
-
-def test_step_graph_disabled_runs_eagerly():
-    from minigan.fast import graph
-
-    stream, counter = RecordingStream(), {"runs": 0}
-    runner = graph.StepGraph(stream, enabled=False)
-    for _ in range(3):
-        runner.run(counting_step(stream, counter), key=64)
-    assert counter["runs"] == 3 and stream.captures == 0 and runner.last == "eager"
 
 
 # --- handing over between the fused and the autograd path (checkpoints, resume) ----------------------
@@ -494,7 +408,7 @@ def engines(dtype=np.float64, k=2, loss="minimax"):
     """The same players twice, with Adam from the reference config: (autograd's, the fused iteration's)."""
     (G, D), (G2, D2) = players(dtype)
     opts = gan.build_optimizers(REFERENCE, G, D), gan.build_optimizers(REFERENCE, G2, D2)
-    iteration = fast.FusedIteration(G2, D2, *opts[1], k=k, loss=loss, graph=True, tf32=False)
+    iteration = fast.FusedIteration(G2, D2, *opts[1], k=k, loss=loss, cuda_graph=True, tf32=False)
     return (G, D, *opts[0]), (G2, D2, *opts[1]), iteration
 
 
@@ -514,7 +428,7 @@ def test_fused_iteration_is_train_iteration_with_the_same_draws():
     a, b = Samplers(7), Samplers(7)
     for _ in range(3):
         expected = gan.train_iteration(*reference, a.data, a.noise, k, loss)
-        stats = iteration(*fused, b.data, b.noise, k, loss)
+        stats = iteration(b.data, b.noise)
         assert_stats_match(stats, expected, np.float64)
     assert b.log == a.log == ["z", "x", "z", "x", "z"] * 3  # gan.train_iteration's order, kept
     iteration.sync()
@@ -538,7 +452,7 @@ def test_fused_iteration_falls_back_to_autograd_for_good(monkeypatch, failing):
     with pytest.warns(RuntimeWarning) as caught:
         for _ in range(3):
             expected = gan.train_iteration(*reference, a.data, a.noise, k, loss)
-            assert_stats_match(iteration(*fused, b.data, b.noise, k, loss), expected, np.float64)
+            assert_stats_match(iteration(b.data, b.noise), expected, np.float64)
     assert len(caught) == 1
     message = str(caught[0].message)
     assert message == ("the fused step failed (RuntimeError: cuBLAS: could not load libcublas (tried "
@@ -553,14 +467,14 @@ def test_fused_iteration_falls_back_to_autograd_for_good(monkeypatch, failing):
 def test_a_failure_after_the_first_step_is_not_swallowed(monkeypatch):
     reference, fused, iteration = engines(k=1, loss="nonsaturating")
     samplers = Samplers(4)
-    iteration(*fused, samplers.data, samplers.noise, 1, "nonsaturating")
+    iteration(samplers.data, samplers.noise)
 
     def fail(self, x_batches, z_batches):
         raise FloatingPointError("a kernel wrote NaN")
 
     monkeypatch.setattr(FusedTrainer, "iteration", fail)
     with pytest.raises(FloatingPointError, match="a kernel wrote NaN"):
-        iteration(*fused, samplers.data, samplers.noise, 1, "nonsaturating")
+        iteration(samplers.data, samplers.noise)
     assert iteration.failure is None
 
 
@@ -571,11 +485,8 @@ def test_fused_iteration_refuses_what_it_cannot_run():
         fast.FusedIteration(G, D, opt_G, optim.SGD(D.parameters(), lr=0.1))
     with pytest.raises(ValueError, match="unknown loss 'hinge'"):
         fast.FusedIteration(G, D, opt_G, opt_D, loss="hinge")
-    samplers = Samplers(5)
-    with pytest.raises(ValueError, match="other players, optimizers, k or loss"):
-        iteration(G, D, opt_G, opt_D, samplers.data, samplers.noise, 2, "nonsaturating")
-    with pytest.raises(ValueError, match="other players, optimizers, k or loss"):
-        iteration(*reference, samplers.data, samplers.noise, 1, "nonsaturating")
+    with pytest.raises(TypeError, match="FusedIteration: k must be an integer ≥ 1, got 1.5"):
+        fast.FusedIteration(G, D, opt_G, opt_D, k=1.5)
 
 
 def test_cpu_trainer_reports_how_it_runs():

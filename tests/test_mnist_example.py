@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scripts import load_script  # tests/scripts.py
 
-from minigan import backend, gan
+from minigan import backend, cli, gan, run
 from minigan.data import mnist as mnist_data
 from minigan.data import write_idx
 
@@ -18,6 +18,12 @@ SMALL = ["--batch-size", "16", "--log-every", "3"]
 @pytest.fixture(scope="module")
 def script():
     return load_script("examples/mnist.py", "mnist_example")
+
+
+@pytest.fixture(autouse=True)
+def idle_machine(monkeypatch):
+    """No busy-machine warning on stderr: the machine running the tests may well be busy."""
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
 
 
 @pytest.fixture
@@ -53,7 +59,7 @@ def assert_same_state(a, b):
 
 def test_writes_pictures_and_a_loadable_checkpoint(script, tiny_mnist, tmp_path, capsys):
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "2", *SMALL]) == 0
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "2", *SMALL]) == 0
     for name in ("samples_epoch001.png", "samples_epoch002.png", "losses.png", "checkpoint.npz"):
         assert (out / name).stat().st_size > 0, name
     state = params(out / "checkpoint.npz")
@@ -70,26 +76,26 @@ def test_resume_after_epoch_one_is_bit_identical(script, tiny_mnist, tmp_path, c
     base = ["--data-dir", str(tiny_mnist), "--config", config, *SMALL]
     if config == "paper":
         base = [arg for arg in base if arg not in ("--batch-size", "16")] + ["--batch-size", "24"]
-    assert script.run([*base, "--out", str(tmp_path / "straight"), "--epochs", "2"]) == 0
-    assert script.run([*base, "--out", str(tmp_path / "split"), "--epochs", "1"]) == 0
-    assert script.run([*base, "--out", str(tmp_path / "split"), "--epochs", "2",
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "straight"), "--epochs", "2"]) == 0
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "split"), "--epochs", "1"]) == 0
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "split"), "--epochs", "2",
                        "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
     assert_same_state(params(tmp_path / "straight" / "checkpoint.npz"), params(tmp_path / "split" / "checkpoint.npz"))
 
 
 def test_resume_mid_epoch_is_bit_identical(script, tiny_mnist, tmp_path):
     base = ["--data-dir", str(tiny_mnist), *SMALL, "--epochs", "2"]
-    assert script.run([*base, "--out", str(tmp_path / "straight")]) == 0
-    assert script.run([*base, "--out", str(tmp_path / "split"), "--max-steps", "4"]) == 0
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "straight")]) == 0
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "split"), "--max-steps", "4"]) == 0
     assert int(params(tmp_path / "split" / "checkpoint.npz")["meta.position"]) == 4
-    assert script.run([*base, "--out", str(tmp_path / "split"),
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "split"),
                        "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
     assert_same_state(params(tmp_path / "straight" / "checkpoint.npz"), params(tmp_path / "split" / "checkpoint.npz"))
 
 
 def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(script, tiny_mnist, tmp_path, monkeypatch, capsys):
     base = ["--data-dir", str(tiny_mnist), *SMALL, "--epochs", "2"]
-    assert script.run([*base, "--out", str(tmp_path / "straight")]) == 0
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "straight")]) == 0
     real_iteration, calls = gan.train_iteration, []
 
     def interrupted_iteration(*args, **kwargs):
@@ -98,11 +104,11 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(script, tiny_mnist, tmp_pa
             os.kill(os.getpid(), signal.SIGINT)
         return real_iteration(*args, **kwargs)
 
-    monkeypatch.setitem(gan.UPDATES, "alternating", interrupted_iteration)
-    assert script.run([*base, "--out", str(tmp_path / "split")]) == 130
+    monkeypatch.setattr(gan, "train_iteration", interrupted_iteration)
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "split")]) == 130
     assert "interrupted at step 8" in capsys.readouterr().out
-    monkeypatch.setitem(gan.UPDATES, "alternating", real_iteration)
-    assert script.run([*base, "--out", str(tmp_path / "split"),
+    monkeypatch.setattr(gan, "train_iteration", real_iteration)
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "split"),
                        "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
     assert_same_state(params(tmp_path / "straight" / "checkpoint.npz"), params(tmp_path / "split" / "checkpoint.npz"))
 
@@ -111,12 +117,12 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(script, tiny_mnist, tmp_pa
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(script, tiny_mnist, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     base = ["--data-dir", str(tiny_mnist), "--out", str(out), *SMALL]
-    assert script.run([*base, "--epochs", "1"]) == 0
+    assert run.guarded(script.main, [*base, "--epochs", "1"]) == 0
     good = (out / "checkpoint.npz").read_bytes()
     capsys.readouterr()
     real_loss = gan.generator_loss
     monkeypatch.setattr(gan, "generator_loss", lambda logits, kind: real_loss(logits, kind) * float("nan"))
-    assert script.run([*base, "--epochs", "3", "--resume", str(out / "checkpoint.npz")]) == 1
+    assert run.guarded(script.main, [*base, "--epochs", "3", "--resume", str(out / "checkpoint.npz")]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.splitlines()[-1].startswith("error: non-finite loss before step")
@@ -131,7 +137,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(script, tiny_mnist, t
 ])
 def test_bad_flags_get_a_one_line_argparse_error(script, flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        script.run(flags)
+        run.guarded(script.main, flags)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -139,7 +145,7 @@ def test_bad_flags_get_a_one_line_argparse_error(script, flags, message, capsys)
 @pytest.mark.skipif(backend.cuda_available(), reason="CUDA is available here")
 def test_cuda_without_cupy_says_what_to_install(script, capsys):
     with pytest.raises(SystemExit):
-        script.run(["--device", "cuda"])
+        run.guarded(script.main, ["--device", "cuda"])
     err = capsys.readouterr().err
     assert "device 'cuda' needs" in err and "cupy" in err
 
@@ -150,7 +156,7 @@ def test_missing_data_offline_is_one_line(script, tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(mnist_data, "MIRRORS", ["http://127.0.0.1:9/"])  # nothing listens on port 9
     # not the shipped copy
     monkeypatch.setattr(mnist_data, "CHECKOUT_MNIST", tmp_path / "no-checkout" / "data" / "mnist")
-    assert script.run(["--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 1
+    assert run.guarded(script.main, ["--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "MNIST not found" in err and "train-images-idx3-ubyte.gz" in err and "--data-dir" in err
@@ -160,19 +166,20 @@ def test_missing_data_offline_is_one_line(script, tmp_path, monkeypatch, capsys)
 def test_corrupt_checkpoint_is_one_line(script, tiny_mnist, tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file")
-    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(bad), "--out", str(tmp_path / "run")]) == 1
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--resume", str(bad), "--out",
+                                     str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"error: checkpoint {bad} is a text file (it starts with 'not a zi'), not a .npz file"
 
 
 def test_checkpoint_of_another_model_is_refused(script, tiny_mnist, tmp_path, capsys):
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
     with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
         state = {k: npz[k] for k in npz.files}
     state["G.0.weight"] = state["G.0.weight"][:50]
     np.savez(tmp_path / "wrong.npz", **state)
-    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "wrong.npz"),
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "wrong.npz"),
                        "--out", str(tmp_path / "new")]) == 1
     err = capsys.readouterr().err
     assert "does not fit the reference model" in err and "shape mismatch 0.weight (50, 256) vs (100, 256)" in err
@@ -180,8 +187,8 @@ def test_checkpoint_of_another_model_is_refused(script, tiny_mnist, tmp_path, ca
 
 def test_fused_engine_trains_like_autograd_and_resumes_exactly(script, tiny_mnist, tmp_path):
     base = ["--data-dir", str(tiny_mnist), *SMALL, "--epochs", "2"]
-    assert script.run([*base, "--out", str(tmp_path / "autograd"), "--engine", "autograd"]) == 0
-    assert script.run([*base, "--out", str(tmp_path / "fused"), "--engine", "fused"]) == 0
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "autograd"), "--engine", "autograd"]) == 0
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "fused"), "--engine", "fused"]) == 0
     autograd, fused = params(tmp_path / "autograd" / "checkpoint.npz"), params(tmp_path / "fused" / "checkpoint.npz")
     assert autograd.keys() == fused.keys()
     for key in autograd:  # float32 rounding differs; Adam moves each weight by about lr = 2e-4 per step
@@ -189,8 +196,9 @@ def test_fused_engine_trains_like_autograd_and_resumes_exactly(script, tiny_mnis
             assert fused[key] == autograd[key], key
         else:
             np.testing.assert_allclose(fused[key], autograd[key], rtol=1e-4, atol=1e-5, err_msg=key)
-    assert script.run([*base, "--out", str(tmp_path / "split"), "--engine", "fused", "--max-steps", "4"]) == 0
-    assert script.run([*base, "--out", str(tmp_path / "split"), "--engine", "fused",
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "split"), "--engine", "fused",
+                                     "--max-steps", "4"]) == 0
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "split"), "--engine", "fused",
                        "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
     assert_same_state(fused, params(tmp_path / "split" / "checkpoint.npz"))
 
@@ -198,7 +206,8 @@ def test_fused_engine_trains_like_autograd_and_resumes_exactly(script, tiny_mnis
 def test_fused_engine_refuses_the_paper_config(script, tiny_mnist, tmp_path):
     with pytest.raises(SystemExit, match="the fused engine runs the 'reference' config with the alternating update "
                                          "only, not the 'paper' config"):
-        script.run(["--data-dir", str(tiny_mnist), "--config", "paper", "--batch-size", "24", "--engine", "fused",
+        run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--config", "paper", "--batch-size", "24",
+                                  "--engine", "fused",
                     "--out", str(tmp_path)])
 
 
@@ -208,13 +217,14 @@ def test_fused_engine_refuses_the_paper_config(script, tiny_mnist, tmp_path):
 ])
 def test_checkpoint_with_missing_or_unknown_metadata_is_one_line(script, tiny_mnist, tmp_path, capsys, change, message):
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
     with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
         state = {k: npz[k] for k in npz.files}
     change(state)
     np.savez(tmp_path / "odd.npz", **state)
     capsys.readouterr()
-    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "odd.npz"), "--out", str(out)]) == 1
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "odd.npz"),
+                                     "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip().splitlines()[-1].endswith(message)
 
@@ -224,15 +234,16 @@ def test_checkpoint_with_missing_or_unknown_metadata_is_one_line(script, tiny_mn
 
 def test_a_second_run_into_the_same_out_is_refused_before_any_work(script, tiny_mnist, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
     first = (out / "checkpoint.npz").read_bytes()
     with monkeypatch.context() as patch, pytest.raises(
             SystemExit, match=r"already holds a run .*continue it with --resume .*checkpoint.npz, "
                               r"replace it with --overwrite, or choose another --out"):
-        patch.setattr(script, "load_mnist", lambda *a, **k: pytest.fail("loaded data before refusing"))
-        script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "2", *SMALL])
+        patch.setattr(run, "load_mnist", lambda *a, **k: pytest.fail("loaded data before refusing"))
+        run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "2", *SMALL])
     assert (out / "checkpoint.npz").read_bytes() == first
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "2", "--overwrite",
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "2",
+                                     "--overwrite",
                        *SMALL]) == 0
     assert (out / "checkpoint.npz").read_bytes() != first
 
@@ -244,9 +255,9 @@ def test_an_unwritable_out_fails_in_one_line_before_loading_data(script, tiny_mn
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     out = blocker if where == "file" else blocker / "run"
-    monkeypatch.setattr(script, "load_mnist", lambda *a, **k: pytest.fail("loaded data before checking --out"))
+    monkeypatch.setattr(run, "load_mnist", lambda *a, **k: pytest.fail("loaded data before checking --out"))
     with pytest.raises(SystemExit, match="error: " + message.format(out=out, blocker=blocker)):
-        script.run(["--data-dir", str(tiny_mnist), "--out", str(out), *SMALL])
+        run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), *SMALL])
 
 
 def test_sigterm_saves_like_ctrl_c_and_says_so(script, tiny_mnist, tmp_path, monkeypatch, capsys):
@@ -258,9 +269,10 @@ def test_sigterm_saves_like_ctrl_c_and_says_so(script, tiny_mnist, tmp_path, mon
             os.kill(os.getpid(), signal.SIGTERM)
         return real_iteration(*args, **kwargs)
 
-    monkeypatch.setitem(gan.UPDATES, "alternating", terminated_iteration)
+    monkeypatch.setattr(gan, "train_iteration", terminated_iteration)
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "2", *SMALL]) == 143  # 128 + 15
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "2",
+                                     *SMALL]) == 143  # 128 + 15
     printed = capsys.readouterr().out
     assert "SIGTERM: stopping after this iteration and writing a checkpoint to" in printed
     assert "interrupted at step 4" in printed and int(params(out / "checkpoint.npz")["meta.step"]) == 4
@@ -270,7 +282,7 @@ def test_sigterm_saves_like_ctrl_c_and_says_so(script, tiny_mnist, tmp_path, mon
 def test_ctrl_c_during_the_save_lets_it_finish_then_stops(script, tiny_mnist, tmp_path, monkeypatch, capsys, signals):
     """One Ctrl-C while the checkpoint is written stops the run after the save (not lost, not
     fatal to the save); a second one there is ignored just the same."""
-    real_save, calls = script.save_run, []
+    real_save, calls = run.save_run, []
 
     def save_interrupted(*args, **kwargs):
         calls.append(1)
@@ -278,9 +290,9 @@ def test_ctrl_c_during_the_save_lets_it_finish_then_stops(script, tiny_mnist, tm
             os.kill(os.getpid(), signal.SIGINT)  # arrives while the checkpoint is being written
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(script, "save_run", save_interrupted)
+    monkeypatch.setattr(run, "save_run", save_interrupted)
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "3", *SMALL]) == 130
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "3", *SMALL]) == 130
     printed = capsys.readouterr().out
     assert printed.count("interrupt: the checkpoint is being written; the run stops as soon as it is") == signals
     assert "interrupted at step 6" in printed
@@ -291,15 +303,15 @@ def test_ctrl_c_before_training_is_one_line(script, tiny_mnist, tmp_path, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(script, "load_training_data", interrupted)
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(tmp_path / "run"), *SMALL]) == 130
+    monkeypatch.setattr(run, "load_training_data", interrupted)
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(tmp_path / "run"), *SMALL]) == 130
     assert capsys.readouterr().err.strip() == ("interrupted: quit without writing a checkpoint "
                                                "(the last one written is intact)")
 
 
 def test_a_run_stopped_inside_an_epoch_names_its_grid_by_step(script, tiny_mnist, tmp_path):
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "8", *SMALL]) == 0
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--max-steps", "8", *SMALL]) == 0
     assert sorted(p.name for p in out.glob("samples_*.png")) == ["samples_epoch001.png", "samples_step000008.png"]
 
 
@@ -307,9 +319,9 @@ def test_the_checkpoint_is_written_before_the_pictures(script, tiny_mnist, tmp_p
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device", str(tmp_path / "run" / "samples_epoch001.png"))
 
-    monkeypatch.setattr(script, "save_image_grid", no_space)
+    monkeypatch.setattr(run, "save_image_grid", no_space)
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 1
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 1
     err = capsys.readouterr().err.strip()
     assert err.splitlines()[-1] == f"error: No space left on device ({out / 'samples_epoch001.png'})"
     assert "Traceback" not in err
@@ -323,7 +335,7 @@ def history(path):
 
 def test_a_resumed_run_has_the_uninterrupted_loss_history(script, tiny_mnist, tmp_path, monkeypatch):
     base = ["--data-dir", str(tiny_mnist), *SMALL, "--epochs", "2"]  # records every 3 steps
-    assert script.run([*base, "--out", str(tmp_path / "straight")]) == 0
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "straight")]) == 0
     real_iteration, calls = gan.train_iteration, []
 
     def interrupted_iteration(*args, **kwargs):
@@ -332,10 +344,10 @@ def test_a_resumed_run_has_the_uninterrupted_loss_history(script, tiny_mnist, tm
             os.kill(os.getpid(), signal.SIGINT)
         return real_iteration(*args, **kwargs)
 
-    monkeypatch.setitem(gan.UPDATES, "alternating", interrupted_iteration)
-    assert script.run([*base, "--out", str(tmp_path / "split")]) == 130
-    monkeypatch.setitem(gan.UPDATES, "alternating", real_iteration)
-    assert script.run([*base, "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
+    monkeypatch.setattr(gan, "train_iteration", interrupted_iteration)
+    assert run.guarded(script.main, [*base, "--out", str(tmp_path / "split")]) == 130
+    monkeypatch.setattr(gan, "train_iteration", real_iteration)
+    assert run.guarded(script.main, [*base, "--resume", str(tmp_path / "split" / "checkpoint.npz")]) == 0
     straight, split = history(tmp_path / "straight" / "checkpoint.npz"), history(tmp_path / "split" / "checkpoint.npz")
     assert list(straight["history.step"]) == [3, 6, 9, 12]
     assert_same_state(straight, split)
@@ -346,10 +358,11 @@ def test_a_resumed_run_has_the_uninterrupted_loss_history(script, tiny_mnist, tm
                                                  ("--config", "paper", "reference"), ("--noise", "uniform", "normal")])
 def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(script, tiny_mnist, tmp_path, flag, value, stored):
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
     with pytest.raises(SystemExit, match=f"error: {flag} {value} contradicts the checkpoint's {stored}; "
                                          f"a resumed run keeps its settings: drop {flag}"):
-        script.run(["--data-dir", str(tiny_mnist), "--resume", str(out / "checkpoint.npz"), "--epochs", "2",
+        run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--resume", str(out / "checkpoint.npz"),
+                                  "--epochs", "2",
                     "--log-every", "3", flag, value])
 
 
@@ -361,7 +374,8 @@ def test_the_paper_run_draws_from_the_authors_prior_unless_told(script, tiny_mni
     monkeypatch.setattr(gan, "sample_noise", lambda config, *a, **kw: drawn.append(config.noise)
                         or real_sample_noise(config, *a, **kw))
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--config", "paper", "--max-steps", "2",
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--config", "paper",
+                                     "--max-steps", "2",
                        *SMALL, *flags]) == 0
     assert drawn and set(drawn) == {noise}  # the fixed grid's noise and every minibatch's
     assert str(params(out / "checkpoint.npz")["meta.noise"]) == noise
@@ -369,9 +383,9 @@ def test_the_paper_run_draws_from_the_authors_prior_unless_told(script, tiny_mni
 
 def test_resume_given_a_folder_points_at_the_checkpoint_inside(script, tiny_mnist, tmp_path, capsys):
     out = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", *SMALL]) == 0
     capsys.readouterr()
-    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(out)]) == 1
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--resume", str(out)]) == 1
     assert capsys.readouterr().err.strip() == (f"error: checkpoint {out} is a folder, not a .npz file; "
                                                f"did you mean {out / 'checkpoint.npz'}?")
 
@@ -387,10 +401,10 @@ def test_a_bad_seed_is_a_usage_error(script, seed, capsys):
 def test_an_epoch_with_d_winning_outright_prints_one_warning(script, capsys):
     # Epoch 2 is steps 11-20, recorded at 15 and 20 (5 steps each); step 10 closed epoch 1.
     history = {"step": [5, 10, 15, 20], "d_fake": [0.3, 0.2, 0.004, 0.006]}
-    script.warn_if_collapsed(history, epoch_start_step=10, epoch=2)
+    run.warn_if_collapsed(history, epoch_start_step=10, epoch=2)
     assert capsys.readouterr().out.strip().splitlines() == [
         "warning: collapsed in epoch 2: mean D(G(z)) 0.0050 < 0.01 "
         "(D rejects every sample, so G learns almost nothing)"]
     # Records weigh by the steps they cover: 1 step at 0.001 and 9 at 0.02 average 0.0181, no warning.
-    script.warn_if_collapsed({"step": [10, 11, 20], "d_fake": [0.3, 0.001, 0.02]}, epoch_start_step=10, epoch=2)
+    run.warn_if_collapsed({"step": [10, 11, 20], "d_fake": [0.3, 0.001, 0.02]}, epoch_start_step=10, epoch=2)
     assert capsys.readouterr().out == ""

@@ -9,9 +9,9 @@ import socket
 import numpy as np
 import pytest
 from scripts import load_script  # tests/scripts.py
-from test_mnist_example import SMALL, params, write_tiny_mnist
+from test_mnist_example import SMALL, idle_machine, params, write_tiny_mnist  # noqa: F401 (a fixture)
 
-from minigan import backend, cli, fast, gan
+from minigan import backend, cli, fast, gan, run
 from minigan.checkpoint import CheckpointError, load_checkpoint
 
 
@@ -27,7 +27,7 @@ def tiny_mnist(tmp_path, monkeypatch):
 
 
 def train(script, tiny_mnist, out, *flags):
-    return script.run(["--data-dir", str(tiny_mnist), "--out", str(out), *SMALL, *flags])
+    return run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), *SMALL, *flags])
 
 
 def no_data(*args, **kwargs):
@@ -48,7 +48,7 @@ def test_a_run_started_into_a_folder_a_run_is_writing_is_refused(script, tiny_mn
             refusals.append(str(refused.value))
         return real_iteration(*args, **kwargs)
 
-    monkeypatch.setitem(gan.UPDATES, "alternating", iteration_that_starts_a_second_run)
+    monkeypatch.setattr(gan, "train_iteration", iteration_that_starts_a_second_run)
     assert train(script, tiny_mnist, out, "--max-steps", "4") == 0
     assert refusals == [f"error: --out {out} is in use by another run (pid {os.getpid()} on {socket.gethostname()}; "
                         f"lock {out / '.lock'}); wait for it to finish or choose another --out"]
@@ -60,7 +60,7 @@ def test_a_folder_held_by_a_live_process_is_refused_before_any_work(script, tiny
     out = tmp_path / "run"
     out.mkdir()
     (out / ".lock").write_text(f"pid={os.getppid()} host={socket.gethostname()} started=x\n")
-    monkeypatch.setattr(script, "load_mnist", no_data)
+    monkeypatch.setattr(run, "load_mnist", no_data)
     with pytest.raises(SystemExit, match=rf"^error: --out {out} is in use by another run \(pid {os.getppid()} on "):
         train(script, tiny_mnist, out)
     assert (out / ".lock").exists()  # never removes another run's lock
@@ -70,7 +70,7 @@ def test_a_lock_from_another_host_is_never_taken_over(script, tiny_mnist, tmp_pa
     out = tmp_path / "run"
     out.mkdir()
     (out / ".lock").write_text("pid=1 host=elsewhere.example started=x\n")
-    monkeypatch.setattr(script, "load_mnist", no_data)
+    monkeypatch.setattr(run, "load_mnist", no_data)
     with pytest.raises(SystemExit, match=r"\(pid 1 on elsewhere.example; .*if no run is writing there, delete "):
         train(script, tiny_mnist, out)
 
@@ -96,13 +96,12 @@ def save_fails(*args, **kwargs):
 def test_the_lock_is_released_on_every_exit(script, tiny_mnist, tmp_path, monkeypatch, ending, status):
     out = tmp_path / "run"
     if ending == "OSError":
-        monkeypatch.setattr(script, "save_image_grid", save_fails)
+        monkeypatch.setattr(run, "save_image_grid", save_fails)
     elif ending == "Ctrl-C before training":
-        monkeypatch.setattr(script, "load_training_data", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        monkeypatch.setattr(run, "load_training_data", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     elif ending == "SIGINT while training":
         real = gan.train_iteration
-        monkeypatch.setitem(gan.UPDATES, "alternating",
-                            lambda *a: os.kill(os.getpid(), signal.SIGINT) or real(*a))
+        monkeypatch.setattr(gan, "train_iteration", lambda *a: os.kill(os.getpid(), signal.SIGINT) or real(*a))
     elif ending == "non-finite loss":
         real_loss = gan.generator_loss
         monkeypatch.setattr(gan, "generator_loss", lambda logits, kind: real_loss(logits, kind) * float("nan"))
@@ -148,9 +147,9 @@ def test_overwrite_never_removes_the_run_resume_continues(script, tiny_mnist, tm
     out = tmp_path / "run"
     assert train(script, tiny_mnist, out, "--max-steps", "2") == 0
     before = (out / "checkpoint.npz").read_bytes()
-    monkeypatch.setattr(script, "load_mnist", no_data)
+    monkeypatch.setattr(run, "load_mnist", no_data)
     with pytest.raises(SystemExit, match="--overwrite would remove the run that --resume continues"):
-        script.run(["--resume", str(out / "checkpoint.npz"), "--overwrite", "--max-steps", "4"])
+        run.guarded(script.main, ["--resume", str(out / "checkpoint.npz"), "--overwrite", "--max-steps", "4"])
     assert (out / "checkpoint.npz").read_bytes() == before
 
 
@@ -158,7 +157,7 @@ def test_overwrite_keeps_the_old_run_when_the_new_one_fails_to_start(script, tin
     out = tmp_path / "run"
     assert train(script, tiny_mnist, out, "--max-steps", "2") == 0
     before = sorted(p.name for p in out.iterdir())
-    monkeypatch.setattr(script, "load_mnist", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    monkeypatch.setattr(run, "load_mnist", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O error")))
     assert train(script, tiny_mnist, out, "--max-steps", "2", "--overwrite") == 1
     assert sorted(p.name for p in out.iterdir()) == before
 
@@ -218,9 +217,9 @@ def test_a_bad_value_in_a_checkpoint_is_one_line_naming_its_key(script, tiny_mni
     saves = []
     # Were a bad value let through (meta.position past the epoch once made the loop spin forever,
     # rewriting the checkpoint each turn), the run would save: fail then, instead of hanging.
-    monkeypatch.setattr(script, "save_run", lambda *a, **k: saves.append(1) or pytest.fail("saved a run"))
+    monkeypatch.setattr(run, "save_run", lambda *a, **k: saves.append(1) or pytest.fail("saved a run"))
     capsys.readouterr()
-    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "bad.npz"),
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "bad.npz"),
                        "--out", str(tmp_path / "new"), "--log-every", "3"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: checkpoint {tmp_path / 'bad.npz'}: {message}") and err.count("\n") == 1, err
@@ -287,7 +286,8 @@ def test_a_resume_already_at_its_goal_says_nothing_was_trained(script, tiny_mnis
     assert train(script, tiny_mnist, out, *first) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
-    assert script.run(["--data-dir", str(tiny_mnist), "--resume", str(out / "checkpoint.npz"), *flags]) == 0
+    assert run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--resume", str(out / "checkpoint.npz"),
+                                     *flags]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(f"nothing to train: {out / 'checkpoint.npz'} stands at epoch ")
     assert f"already at {reached}" in printed and printed.rstrip().endswith("nothing was written")
@@ -309,21 +309,16 @@ def test_a_busy_machine_gets_one_warning_line_at_the_start(script, tiny_mnist, t
     assert {name: os.environ.get(name) for name in cli.THREAD_VARIABLES} == threads  # nothing changed
 
 
-# --- one interface for both engines -----------------------------------------------------------------------
+# --- the fused engine in the script ---------------------------------------------------------------------
 
-def test_both_engines_give_an_iteration_with_sync_and_a_description():
+def test_the_fused_iteration_has_sync_and_a_description_and_the_factory_is_gone():
     backend.manual_seed(0)
     config = gan.CONFIGS["reference"]
     G, D = gan.build_generator(config), gan.build_discriminator(config)
     opt_G, opt_D = gan.build_optimizers(config, G, D)
-    autograd = fast.make_iteration("autograd", G, D, opt_G, opt_D, k=1, loss="nonsaturating")
-    fused = fast.make_iteration("fused", G, D, opt_G, opt_D, k=1, loss="nonsaturating")
-    assert isinstance(autograd, fast.AutogradIteration) and isinstance(fused, fast.FusedIteration)
-    assert autograd.update is gan.train_iteration and autograd.description == "autograd"
-    assert fast.make_iteration("autograd", G, D, opt_G, opt_D, update="simultaneous").update is \
-        gan.simultaneous_iteration
-    assert autograd.sync() is None and fused.sync() is None  # nothing to copy before the first step
-    with pytest.raises(ValueError, match="fused engine runs the alternating update only"):
-        fast.make_iteration("fused", G, D, opt_G, opt_D, update="simultaneous")
-    with pytest.raises(ValueError, match="unknown engine 'auto'"):
-        fast.make_iteration("auto", G, D, opt_G, opt_D)
+    fused = fast.FusedIteration(G, D, opt_G, opt_D, k=1, loss="nonsaturating", cuda_graph=False)
+    assert fused.description == "fused, NumPy" and fused.sync() is None  # nothing to copy before the first step
+    with pytest.raises(ValueError, match="FusedIteration: unknown update|FusedIteration: k must be"):
+        fast.FusedIteration(G, D, opt_G, opt_D, k=0)
+    # The script names gan.train_iteration at the call; no factory stands between them.
+    assert not hasattr(fast, "make_iteration") and not hasattr(fast, "AutogradIteration")

@@ -5,23 +5,24 @@ the same maths as gan.train_iteration with optim.Adam, and tests/test_fast_*.py 
 
     from minigan import fast
     engine = fast.resolve_engine("auto", device="cuda", config_name="reference", update="alternating")
-    iterate = fast.make_iteration(engine, G, D, opt_G, opt_D, k=1, loss="nonsaturating")
-    stats = iterate(G, D, opt_G, opt_D, sample_data, sample_noise, 1, "nonsaturating")
-    iterate.sync()  # fused: weights and Adam state back into G, D and the optimizers (autograd: nothing to do)
+    if engine == "fused":
+        fused = fast.FusedIteration(G, D, opt_G, opt_D, k=1, loss="nonsaturating")
+        stats = fused(sample_data, sample_noise)  # what gan.train_iteration(G, D, ...) would return
+        fused.sync()  # the weights and Adam state back into G, D and the optimizers
 
-engine.py    resolve_engine; make_iteration, which gives an AutogradIteration (gan.UPDATES behind the
-             common interface) or a FusedIteration (the fused step behind gan.train_iteration's
-             signature, falling back to it if the fused step cannot be built or fails on its first call)
-step.py      FusedTrainer: flat buffers, the hand-derived forward and backward, Algorithm 1
-kernels.py   the fused ops, a NumPy and a CuPy twin of each readable op they replace
-cublas.py    GEMMs through cuBLAS via ctypes (CUDA only, imported lazily)
-graph.py     the CUDA plumbing: the step's stream, and its capture into a CUDA graph with an
-             eager fallback (CUDA only, imported lazily)
+engine.py      resolve_engine ("autograd" or "fused" for a run), and FusedIteration: the fused step
+               in gan.train_iteration's place, with its samplers, falling back to it if the fused
+               step cannot be built or fails on its first call
+step.py        FusedTrainer: flat buffers, the hand-derived forward and backward, Algorithm 1
+kernels.py     the fused ops, a NumPy and a CuPy twin of each readable op they replace
+cublas.py      GEMMs through cuBLAS via ctypes (CUDA only, imported lazily)
+cuda_graph.py  the CUDA plumbing: the step's stream, and its capture into a CUDA graph with an
+               eager fallback (CUDA only, imported lazily)
 
 The GPU measurements these choices rest on are in docs/gpu.md.
 """
 
-from .engine import ENGINES, AutogradIteration, FusedIteration, make_iteration, resolve_engine
+from .engine import ENGINES, FusedIteration, resolve_engine
 from .step import FusedTrainer
 
-__all__ = ["ENGINES", "AutogradIteration", "FusedIteration", "FusedTrainer", "make_iteration", "resolve_engine"]
+__all__ = ["ENGINES", "FusedIteration", "FusedTrainer", "resolve_engine"]

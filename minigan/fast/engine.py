@@ -1,13 +1,15 @@
-"""Choosing the engine, and the fused step as a drop-in for gan.train_iteration, with its fallback.
+"""Choosing the engine, and the fused step in gan.train_iteration's place, with its fallback.
 
     engine = fast.resolve_engine(requested="auto", device="cuda", config_name="reference", update="alternating")
-    iterate = fast.make_iteration(engine, G, D, opt_G, opt_D, k=k, loss=loss)  # update="alternating"
-    stats = iterate(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
-    iterate.sync()  # before a checkpoint: the weights and Adam state in G, D and the optimizers
-    print(iterate.description)  # "autograd", "fused, CUDA graph", ...
+    if engine == "fused":
+        fused = fast.FusedIteration(G, D, opt_G, opt_D, k=k, loss=loss)
+        stats = fused(sample_data, sample_noise)  # gan.train_iteration's samplers and statistics
+        fused.sync()  # before a checkpoint: the weights and Adam state back into G, D and the optimizers
+        print(fused.description)  # "fused, CUDA graph", "fused, eager", "fused, NumPy", ...
+    else:
+        stats = gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
 
-Both engines' iterations have that interface: AutogradIteration calls gan.UPDATES[update] and has
-nothing to sync; FusedIteration keeps the weights in its own buffers until sync() copies them back.
+FusedIteration keeps the weights in its own buffers until sync() copies them back.
 
 FusedIteration builds its FusedTrainer on the first call. If building it (loading cuBLAS, making
 a handle, compiling a kernel) or that first step fails, it says so in one warning and hands every
@@ -20,7 +22,7 @@ from __future__ import annotations
 import warnings
 
 from .. import backend, gan, optim
-from .step import LOSSES, FusedTrainer
+from .step import FusedTrainer
 
 ENGINES = ("auto", "autograd", "fused")
 UPDATES = tuple(gan.UPDATES)
@@ -52,61 +54,27 @@ def resolve_engine(requested: str = "auto", device="cpu", config_name: str = "re
     return requested
 
 
-def make_iteration(engine: str, G, D, opt_G, opt_D, k: int = 1, loss: str = "nonsaturating",
-                   update: str = "alternating", graph: bool = True, tf32: bool = False):
-    """One iteration of the game on `engine` ("autograd" or "fused", as resolve_engine returns):
-    called as gan.train_iteration is, with sync() and description."""
-    if engine == "fused":
-        if update != "alternating":
-            raise ValueError(f"the fused engine runs the alternating update only, not {update!r}")
-        return FusedIteration(G, D, opt_G, opt_D, k=k, loss=loss, graph=graph, tf32=tf32)
-    if engine != "autograd":
-        raise ValueError(f"unknown engine {engine!r}; use 'autograd' or 'fused' (resolve_engine picks one)")
-    return AutogradIteration(update)
-
-
-class AutogradIteration:
-    """gan.UPDATES[update] (gan.train_iteration, or the authors' simultaneous update) with the
-    interface of FusedIteration: the weights live in G, D and the optimizers, so sync() has
-    nothing to do."""
-
-    description = "autograd"
-
-    def __init__(self, update: str = "alternating"):
-        if update not in gan.UPDATES:
-            raise ValueError(f"unknown update {update!r}; use 'alternating' or 'simultaneous'")
-        self.update = gan.UPDATES[update]
-
-    def __call__(self, G, D, opt_G, opt_D, sample_data, sample_noise, k: int, loss: str) -> dict:
-        return self.update(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
-
-    def sync(self) -> None:
-        """Nothing to copy: the autograd engine trains G, D and the optimizers in place."""
-
-
 def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 class FusedIteration:
-    """gan.train_iteration's signature and return, computed by a FusedTrainer built on first use.
+    """One iteration of gan.train_iteration on G, D, opt_G and opt_D, computed by a FusedTrainer
+    built on first use: called with the same sample_data and sample_noise, returns the same statistics.
 
-    `graph` captures the step into a CUDA graph (False: the fused step runs eagerly); `tf32` lets
-    its GEMMs use TF32. Both matter on CUDA only. opt_G and opt_D must be optim.Adam: the fused
-    step continues from their state and settings.
+    `cuda_graph` captures the step into a CUDA graph (False: the fused step runs eagerly); `tf32`
+    lets its GEMMs use TF32. Both matter on CUDA only. opt_G and opt_D must be optim.Adam: the
+    fused step continues from their state and settings.
     """
 
-    def __init__(self, G, D, opt_G, opt_D, k: int = 1, loss: str = "nonsaturating", graph: bool = True,
+    def __init__(self, G, D, opt_G, opt_D, k: int = 1, loss: str = "nonsaturating", cuda_graph: bool = True,
                  tf32: bool = False):
+        gan.check_game("FusedIteration", k, loss)
         for name, opt in (("opt_G", opt_G), ("opt_D", opt_D)):
             if not isinstance(opt, optim.Adam):
                 raise ValueError(f"FusedIteration: the fused step runs Adam, but {name} is {type(opt).__name__}")
-        if loss not in LOSSES:
-            raise ValueError(f"FusedIteration: unknown loss {loss!r}; use 'nonsaturating' or 'minimax'")
-        if int(k) != k or k < 1:
-            raise ValueError(f"FusedIteration: k must be a positive integer, got {k!r}")
         self.G, self.D, self.opt_G, self.opt_D = G, D, opt_G, opt_D
-        self.k, self.loss, self.graph, self.tf32 = int(k), loss, bool(graph), bool(tf32)
+        self.k, self.loss, self.cuda_graph, self.tf32 = int(k), loss, bool(cuda_graph), bool(tf32)
         self.device = G.parameters()[0].device
         self.trainer = None
         self.failure = None  # why the fused step was given up, one line; None while it runs
@@ -121,14 +89,12 @@ class FusedIteration:
             return f"fused, {self.trainer.mode}"
         if self.device == "cpu":
             return "fused, NumPy"
-        return "fused, CUDA graph" if self.graph else "fused, eager"
+        return "fused, CUDA graph" if self.cuda_graph else "fused, eager"
 
-    def __call__(self, G, D, opt_G, opt_D, sample_data, sample_noise, k: int, loss: str) -> dict:
+    def __call__(self, sample_data, sample_noise) -> dict:
+        G, D, opt_G, opt_D, k, loss = self.G, self.D, self.opt_G, self.opt_D, self.k, self.loss
         if self.failure is not None:
             return gan.train_iteration(G, D, opt_G, opt_D, sample_data, sample_noise, k, loss)
-        mine = (self.G, self.D, self.opt_G, self.opt_D)
-        if any(a is not b for a, b in zip((G, D, opt_G, opt_D), mine)) or (k, loss) != (self.k, self.loss):
-            raise ValueError("FusedIteration: called with other players, optimizers, k or loss than it was made for")
         # The draws of gan.train_iteration, in its order (z, then x, in each D step; then z for
         # G), so that a seed gives the same batches on both engines.
         xs, zs = [], []
@@ -140,7 +106,7 @@ class FusedIteration:
             return self.trainer.iteration(xs, zs)
         try:
             trainer = FusedTrainer(G, D, k=k, loss=loss, lr=opt_G.lr, betas=opt_G.betas, eps=opt_G.eps,
-                                   use_graph=self.graph, tf32=self.tf32)
+                                   cuda_graph=self.cuda_graph, tf32=self.tf32)
             trainer.load_optimizer_states(opt_G, opt_D)
             stats = trainer.iteration(xs, zs)
         except Exception as error:  # e.g. no libcublas, or a kernel that does not compile on this GPU

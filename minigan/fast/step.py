@@ -16,7 +16,7 @@ loss is a mean over each half separately (eq. 2), so every row's weight is 1/m, 
 
 The same code runs on NumPy (CPU) and CuPy (CUDA); kernels.py holds both versions of each fused
 op, and the GEMMs are NumPy's BLAS or cuBLAS (cublas.py). On CUDA the whole iteration can be
-captured into one CUDA graph (graph.py).
+captured into one CUDA graph (cuda_graph.py).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ import contextlib
 
 import numpy as np
 
-from .. import backend, nn, optim
-from ..gan import LOSSES  # G's loss: −log D(G(z)), or eq. 3 as written
+from .. import backend, gan, nn, optim
 from ..tensor import Tensor
 from . import kernels
 
@@ -215,7 +214,7 @@ class _Workspace:
         self.m = m
         self.d_inputs = [xp.empty((n, D.in_features), dtype) for _ in range(k)]
         self.data = [d_input[:m] for d_input in self.d_inputs]
-        # On CUDA the graph reads noise from fixed buffers too; on CPU the caller's arrays are used.
+        # On CUDA the CUDA graph reads noise from fixed buffers too; on CPU the caller's arrays are used.
         self.noise = [xp.empty((m, G.in_features), dtype) for _ in range(k + 1)] if not on_cpu else None
         # G(z) in the generator step goes where the last D step's G(z) was: the fake half of its
         # D input, which no one reads once that step is done (m × 784 less at the peak).
@@ -287,17 +286,14 @@ class FusedTrainer:
     G and D are minigan Modules as gan.build_generator/build_discriminator make them for the
     `reference` config, on "cpu" (NumPy) or "cuda" (CuPy), float32 or float64; their parameters are
     copied. On CUDA the iteration runs on a stream of its own, captured once into a CUDA graph if
-    `use_graph` (falling back to eager, with one warning, if capture fails), and `tf32` lets the
+    `cuda_graph` (falling back to eager, with one warning, if capture fails), and `tf32` lets the
     layers' GEMMs use TF32 tensor cores. Both are ignored on CPU.
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, k: int = 1, loss: str = "nonsaturating",
-                 lr: float = 2e-4, betas=(0.5, 0.999), eps: float = 1e-8, use_graph: bool = True,
+                 lr: float = 2e-4, betas=(0.5, 0.999), eps: float = 1e-8, cuda_graph: bool = True,
                  tf32: bool = False):
-        if loss not in LOSSES:
-            raise ValueError(f"FusedTrainer: unknown loss {loss!r}; use 'nonsaturating' or 'minimax'")
-        if int(k) != k or k < 1:
-            raise ValueError(f"FusedTrainer: k must be a positive integer, got {k!r}")
+        gan.check_game("FusedTrainer", k, loss)
         self.k, self.loss = int(k), loss
         betas = tuple(float(b) for b in betas)
         self.G = _FlatPlayer(G, "G", float(lr), betas, float(eps))
@@ -311,13 +307,13 @@ class FusedTrainer:
             raise ValueError("FusedTrainer: D must end in Linear(·, 1) with no activation: it outputs a logit")
         self.xp, self.dtype, self.device = self.G.xp, np.dtype(self.G.dtype), self.G.device
         self.on_gpu = self.xp is not np
-        self.use_graph, self.tf32 = bool(use_graph), bool(tf32)
+        self.cuda_graph, self.tf32 = bool(cuda_graph), bool(tf32)
         self._workspace = None
-        self.cuda = None  # the stream, cuBLAS handle and graph runner (graph.CudaStep) on a GPU
+        self.cuda = None  # the stream, cuBLAS handle and CUDA graph runner (cuda_graph.CudaStep) on a GPU
         if self.on_gpu:
-            from . import graph  # imported here: CPU code paths never import cupy, cuBLAS or graphs
+            from .cuda_graph import CudaStep  # imported here: CPU code paths never import cupy or cuBLAS
 
-            self.cuda = graph.CudaStep(backend.parse_device(self.device)[1], self.use_graph, self.tf32)
+            self.cuda = CudaStep(backend.parse_device(self.device)[1], self.cuda_graph, self.tf32)
             self.linalg = self.cuda.linalg
         else:
             self.linalg = _NumpyLinearAlgebra()

@@ -88,7 +88,7 @@ class CudaStep:
     stream (made here, before any capture), the StepGraph that runs the step, and the events that
     order the step after the caller's work and the caller's later work after the step."""
 
-    def __init__(self, device_id: int, use_graph: bool = True, tf32: bool = False):
+    def __init__(self, device_id: int, cuda_graph: bool = True, tf32: bool = False):
         import cupy
 
         from . import cublas
@@ -97,7 +97,7 @@ class CudaStep:
         with cupy.cuda.Device(device_id):
             self.stream = cupy.cuda.Stream(non_blocking=True)
             self.linalg = cublas.Cublas(self.stream, tf32=tf32, device_id=device_id)
-            self.runner = StepGraph(self.stream, enabled=use_graph)
+            self.runner = StepGraph(self.stream, enabled=cuda_graph)
             self._inputs_ready = cupy.cuda.Event(disable_timing=True)
             self._step_done = cupy.cuda.Event(disable_timing=True)
 
