@@ -341,7 +341,7 @@ def check_captured_step_on_cuda(cupy, device) -> str:
     (G, D) = _players()
     G2, D2 = copy.deepcopy(G).to(device), copy.deepcopy(D).to(device)
     opt_G, opt_D = gan.build_optimizers(REFERENCE, G, D)
-    trainer = FusedTrainer(G2, D2, use_graph=True)
+    trainer = FusedTrainer(G2, D2, cuda_graph=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a capture failure is reported below instead
         for seed in (1, 2, 3):  # eager warm-up, capture and launch, replay

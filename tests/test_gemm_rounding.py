@@ -63,6 +63,22 @@ ROUNDINGS = {"NumPy's BLAS": None, "rounded once": RoundedGemms("rounded once"),
              "split-K": RoundedGemms("split-K", 64), "reversed": RoundedGemms("reversed", 16)}
 
 
+def in_fused_order(masks, k, g_layers, d_layers):
+    """Autograd's LeakyReLU inputs, in the fused step's order. Each of an iteration's k D steps runs
+    G, then D(x) and D(G(z)), where the fused D step runs one pass over [x; G(z)]; the G step runs
+    G, then D, in both."""
+    out, i = [], 0
+    while i < len(masks):
+        for _ in range(k):
+            d = i + g_layers  # where D's layers start
+            real, fake = masks[d:d + d_layers], masks[d + d_layers:d + 2 * d_layers]
+            out += masks[i:d] + [np.concatenate(pair) for pair in zip(real, fake)]
+            i += g_layers + 2 * d_layers
+        out += masks[i:i + g_layers + d_layers]
+        i += g_layers + d_layers
+    return out
+
+
 def train_both(monkeypatch, k, loss, linalg, iterations=ITERATIONS, m=M):
     """Autograd and the fused step (with `linalg`) from one start on the batches of test_fast_cuda;
     returns (largest statistics error over its tolerance, {parameter: drift in lr}, kink flips)."""
@@ -98,6 +114,8 @@ def train_both(monkeypatch, k, loss, linalg, iterations=ITERATIONS, m=M):
             e, s = np.asarray(expected[key], np.float64), np.asarray(stats[key], np.float64)
             stats_error = max(stats_error, float(np.max(np.abs(s - e) / (1e-4 + 1e-4 * np.abs(e)))))
     trainer.copy_to_modules()
+    signs["autograd"] = in_fused_order(signs["autograd"], k, len(REFERENCE.generator_widths),
+                                       len(REFERENCE.discriminator_widths))
     assert len(signs["fused"]) == len(signs["autograd"]) > 0
     flips = 0
     for fused, autograd in zip(signs["fused"], signs["autograd"]):

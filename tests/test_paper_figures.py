@@ -41,7 +41,7 @@ def test_interpolations_run_straight_from_start_to_end(figures):
 
 def test_figures_from_a_paper_checkpoint(figures, script, tiny_mnist, tmp_path, capsys):  # noqa: F811
     run = tmp_path / "run"
-    assert script.run(["--data-dir", str(tiny_mnist), "--config", "paper", "--out", str(run), "--max-steps", "2",
+    assert script.main(["--data-dir", str(tiny_mnist), "--config", "paper", "--out", str(run), "--max-steps", "2",
                        "--batch-size", "16"]) == 0
     assert figures.main([str(run / "checkpoint.npz"), "--data-dir", str(tiny_mnist),
                          "--out", str(tmp_path / "docs")]) == 0

@@ -51,7 +51,8 @@ def test_a_run_started_into_a_folder_a_run_is_writing_is_refused(script, tiny_mn
     monkeypatch.setattr(gan, "train_iteration", iteration_that_starts_a_second_run)
     assert train(script, tiny_mnist, out, "--max-steps", "4") == 0
     assert refusals == [f"error: --out {out} is in use by another run (pid {os.getpid()} on {socket.gethostname()}; "
-                        f"lock {out / '.lock'}); wait for it to finish or choose another --out"]
+                        f"lock {out / '.lock'}); wait for it to finish or choose another --out; "
+                        f"if no run is writing there, delete {out / '.lock'}"]
     assert int(params(out / "checkpoint.npz")["meta.step"]) == 4  # the first run's, not mixed with a second
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "losses.png", "samples_step000004.png"]
 
