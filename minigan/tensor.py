@@ -14,6 +14,8 @@ _result, _operands), then the ops, each a function whose backward sits right und
 and last the table that makes them Tensor methods and operators (as tinygrad's early `register`
 did). What a Tensor may hold and how two operands meet (dtypes, devices, shapes) is checked in
 operands.py, which gives the one-line errors.
+Each op records the version of every array its backward will read (torch's `_version`, bumped by
+every in-place write), so that backward refuses an array an optimizer step has changed since.
 Data lives in `.data`, a NumPy or CuPy array; the array module is taken from the data.
 """
 
@@ -29,74 +31,6 @@ import numpy as np
 
 from . import backend, operands
 from .operands import DEFAULT_DTYPE  # noqa: F401  (part of this module's API)
-
-
-class _GradMode(threading.local):
-    # Per thread, as in torch: a no_grad block in one thread leaves another thread's graph alone.
-    enabled = True
-
-
-_grad_mode = _GradMode()
-
-
-class no_grad:
-    """Inside this block ops record nothing: no graph, no saved buffers.
-
-    Also a decorator, written @no_grad() or @no_grad; on a generator function the body runs with
-    grad off at every resume, as torch's does.
-    """
-
-    def __new__(cls, fn=None):
-        self = super().__new__(cls)
-        return self(fn) if fn is not None else self
-
-    def __enter__(self):
-        self.previous, _grad_mode.enabled = _grad_mode.enabled, False
-
-    def __exit__(self, *exc_info):
-        _grad_mode.enabled = self.previous
-
-    def __call__(self, fn):
-        if not callable(fn):
-            raise TypeError(f"no_grad: expected a function to decorate, got {type(fn).__name__}")
-        if inspect.isgeneratorfunction(fn):
-            return _generator_without_grad(fn)
-
-        @functools.wraps(fn)
-        def without_grad(*args, **kwargs):
-            with no_grad():
-                return fn(*args, **kwargs)
-
-        return without_grad
-
-
-def _generator_without_grad(fn):
-    # The body runs between resumes, not when the decorated function is called, so each resume
-    # gets its own no_grad block (and grad mode is the caller's again while the generator waits).
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        generator = fn(*args, **kwargs)
-        resume, value = generator.send, None
-        while True:
-            with no_grad():
-                try:
-                    response = resume(value)
-                except StopIteration as stop:
-                    return stop.value
-            try:
-                resume, value = generator.send, (yield response)
-            except GeneratorExit:
-                with no_grad():
-                    generator.close()
-                raise
-            except BaseException as error:  # thrown into us: pass it on to the body
-                resume, value = generator.throw, error
-
-    return wrapper
-
-
-def is_grad_enabled() -> bool:
-    return _grad_mode.enabled
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -397,6 +331,78 @@ def _operands(a, b, op, broadcast=True) -> tuple[Tensor, Tensor]:
     return a, b
 
 
+# --- grad mode -------------------------------------------------------------------------------
+
+
+class _GradMode(threading.local):
+    # Per thread, as in torch: a no_grad block in one thread leaves another thread's graph alone.
+    enabled = True
+
+
+_grad_mode = _GradMode()
+
+
+class no_grad:
+    """Inside this block ops record nothing: no graph, no saved buffers.
+
+    Also a decorator, written @no_grad() or @no_grad; on a generator function the body runs with
+    grad off at every resume, as torch's does.
+    """
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        return self(fn) if fn is not None else self
+
+    def __enter__(self):
+        self.previous, _grad_mode.enabled = _grad_mode.enabled, False
+
+    def __exit__(self, *exc_info):
+        _grad_mode.enabled = self.previous
+
+    def __call__(self, fn):
+        if not callable(fn):
+            raise TypeError(f"no_grad: expected a function to decorate, got {type(fn).__name__}")
+        if inspect.isgeneratorfunction(fn):
+            return _generator_without_grad(fn)
+
+        @functools.wraps(fn)
+        def without_grad(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        return without_grad
+
+
+def _generator_without_grad(fn):
+    # The body runs between resumes, not when the decorated function is called, so each resume
+    # gets its own no_grad block (and grad mode is the caller's again while the generator waits).
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        generator = fn(*args, **kwargs)
+        resume, value = generator.send, None
+        while True:
+            with no_grad():
+                try:
+                    response = resume(value)
+                except StopIteration as stop:
+                    return stop.value
+            try:
+                resume, value = generator.send, (yield response)
+            except GeneratorExit:
+                with no_grad():
+                    generator.close()
+                raise
+            except BaseException as error:  # thrown into us: pass it on to the body
+                resume, value = generator.throw, error
+
+    return wrapper
+
+
+def is_grad_enabled() -> bool:
+    return _grad_mode.enabled
+
+
+
 # --- arithmetic: + * / @ ** are primitives; - is built from them -------------------------------
 
 
@@ -569,7 +575,7 @@ def leaky_relu(x: Tensor, slope=0.01) -> Tensor:
     slope = float(slope)  # a NumPy float64 slope would promote float32 data
     if not 0 <= slope <= 1:
         raise ValueError(f"leaky_relu: slope must lie in [0, 1], got {slope}")
-    slopes = backend.array_module(x.data).where(x.data > 0, 1, slope).astype(x.dtype)
+    slopes = backend.array_module(x.data).maximum((x.data > 0).astype(x.dtype), slope)  # 1 where x > 0, else slope
     return _result(x.data * slopes, (x,), "leaky_relu", lambda g: (g * slopes,))
 
 
