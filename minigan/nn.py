@@ -186,7 +186,7 @@ class Dropout(Module):
         keep = rng.random(x.shape, dtype=np.float32) >= self.p
         xp = backend.array_module(x.data)
         mask = xp.asarray(keep, dtype=x.dtype) * (1 / (1 - self.p))
-        return x * Tensor(mask)
+        return x * mask  # a constant operand: no copy of the mask, no gradient to it
 
     def __repr__(self):
         return f"Dropout(p={self.p})"

@@ -442,10 +442,10 @@ def affine(x, weight, bias) -> Tensor:
     """x @ weight + bias as one op (torch's addmm): the product is not kept as a node of its own,
     which saves one (batch, out) array per layer for as long as the graph lives."""
     x, weight = _operands(x, weight, "affine", broadcast=False)
-    if x.ndim != 2 or weight.ndim != 2:
-        raise ValueError(f"affine: takes 2-d tensors only, got shapes {x.shape} and {weight.shape}")
-    if x.shape[1] != weight.shape[0]:
-        raise ValueError(f"affine: shapes {x.shape} and {weight.shape} do not align")
+    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[0]:
+        # The one shape check of a Linear layer: name the input it expects.
+        raise ValueError(f"affine: input {x.shape} does not fit weight {weight.shape}; "
+                         f"expected (batch, {weight.shape[0]})")
     weight, bias = _operands(weight, bias, "affine", broadcast=False)
     if bias.shape != (weight.shape[1],):
         raise ValueError(f"affine: bias shape {bias.shape} does not match {weight.shape[1]} outputs")
@@ -697,8 +697,8 @@ def _in_place(name, update):
             if self.is_leaf:
                 raise RuntimeError(f"{name}: a leaf tensor that requires grad cannot be changed in place "
                                    f"outside no_grad (wrap the update in `with no_grad():`)")
-            raise RuntimeError(f"{name}: minigan does not record in-place ops in the graph; "
-                               f"write t = t {name[:-1]} other instead")
+            instead = f"write t = t {name[:-1]} other" if name.endswith("=") else "make a new tensor"
+            raise RuntimeError(f"{name}: minigan does not record in-place ops in the graph; {instead} instead")
         other = other.data if isinstance(other, Tensor) else operands.numeric_array(other, name)
         backend.check_same_device(name, self.data, other)
         operands.check_broadcast(self.shape, other.shape, name)
@@ -753,6 +753,12 @@ Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))
 Tensor.__getitem__ = getitem
 Tensor.to = to
 Tensor.astype = astype
+def _copy_into(array, source):
+    array[...] = source
+    return array
+
+
+Tensor.copy_ = _in_place("copy_", _copy_into)  # t.copy_(source): torch's in-place copy, version bumped
 Tensor.__iadd__ = _in_place("+=", operator.iadd)
 Tensor.__isub__ = _in_place("-=", operator.isub)
 Tensor.__imul__ = _in_place("*=", operator.imul)

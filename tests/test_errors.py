@@ -56,9 +56,11 @@ def test_concatenate_names_the_shapes_and_axis():
 
 def test_linear_names_the_expected_input():
     layer = nn.Linear(784, 240)
-    with pytest.raises(ValueError, match=re.escape("Linear: expected input of shape (batch, 784), got (16, 100)")):
+    with pytest.raises(ValueError, match=re.escape("input (16, 100) does not fit weight (784, 240); "
+                                                   "expected (batch, 784)")):
         layer(zeros(16, 100))
-    with pytest.raises(ValueError, match=re.escape("Linear: expected input of shape (batch, 784), got (784,)")):
+    with pytest.raises(ValueError, match=re.escape("input (784,) does not fit weight (784, 240); "
+                                                   "expected (batch, 784)")):
         layer(zeros(784))
 
 
@@ -220,7 +222,8 @@ def test_affine_names_what_does_not_fit():
     from minigan.tensor import affine
 
     x, w = Tensor(np.ones((2, 3))), Tensor(np.ones((3, 4)))
-    with pytest.raises(ValueError, match=re.escape("affine: shapes (2, 3) and (4, 4) do not align")):
+    with pytest.raises(ValueError, match=re.escape("affine: input (2, 3) does not fit weight (4, 4); "
+                                                   "expected (batch, 4)")):
         affine(x, Tensor(np.ones((4, 4))), Tensor(np.ones(4)))
     with pytest.raises(ValueError, match=re.escape("affine: bias shape (3,) does not match 4 outputs")):
         affine(x, w, Tensor(np.ones(3)))

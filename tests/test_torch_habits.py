@@ -445,3 +445,38 @@ def test_messages_name_the_real_cause():
     a = Tensor([1.0])
     with pytest.raises(TypeError, match=r"^concatenate: axis must be an int, got None; flatten with \.reshape\(-1\)"):
         concatenate([a, a], axis=None)
+
+
+def test_copy_is_an_in_place_write_that_bumps_the_version_as_torchs():
+    W = Tensor(np.ones((2, 2)), requires_grad=True)
+    with pytest.raises(RuntimeError, match="copy_: a leaf tensor that requires grad cannot be changed in place"):
+        W.copy_(np.zeros((2, 2)))
+    x = Tensor(np.full((3, 2), 2.0), requires_grad=True)
+    out = (x @ W).sum()  # saves W for x's gradient
+    with no_grad():
+        W.copy_(np.full((2,), 5.0))  # broadcast into W's shape, as torch's copy_
+    np.testing.assert_array_equal(W.data, np.full((2, 2), 5.0))
+    assert W._version == 1
+    with pytest.raises(RuntimeError, match="modified in place after it was saved for backward"):
+        out.backward()
+    with pytest.raises(ValueError, match="would change shape"):
+        with no_grad():
+            W.copy_(np.zeros((3, 2, 2)))
+
+
+def test_the_fused_trainers_sync_is_seen_by_a_graph_saved_before_it():
+    from minigan import gan
+    from minigan.fast import FusedTrainer
+
+    config = gan.CONFIGS["reference"]
+    G, D = gan.build_generator(config, dtype=np.float64), gan.build_discriminator(config, dtype=np.float64)
+    trainer = FusedTrainer(G, D, lr=2e-4, betas=(0.5, 0.999))
+    rng = np.random.default_rng(0)
+    xs = [rng.uniform(-1, 1, (4, 784))]
+    zs = [rng.standard_normal((4, 100)) for _ in range(2)]
+    x = Tensor(rng.uniform(-1, 1, (4, 784)))
+    saved = D(x).sum()  # D's weights saved for backward, then the fused step moves them
+    trainer.iteration(xs, zs)
+    trainer.copy_to_modules()
+    with pytest.raises(RuntimeError, match="modified in place after it was saved for backward"):
+        saved.backward()

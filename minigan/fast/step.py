@@ -26,7 +26,7 @@ import contextlib
 import numpy as np
 
 from .. import backend, gan, nn, optim
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 from . import kernels
 
 
@@ -168,9 +168,10 @@ class _FlatPlayer:
         kernels.adam(self.params, self.grads, self.exp_avg, self.exp_avg_sq, self.adam_scalars, self.adam_scratch)
 
     def copy_to_module(self) -> None:
-        for view, p in zip(self.param_views, self.module.parameters()):
-            p.data[...] = view
-            p.grad = None
+        with no_grad():  # an in-place write that bumps each parameter's version, as an optimizer step does
+            for view, p in zip(self.param_views, self.module.parameters()):
+                p.copy_(view)
+                p.grad = None
 
     def views(self, flat):
         """Each parameter's slice of a flat buffer, shaped like the parameter."""
