@@ -15,17 +15,22 @@ under --out: checkpoint.npz (both nets, both optimizers, the step and the random
 to continue exactly), samples_epochNNN.png (an 8×8 grid from fixed noise) and losses.png.
 
 The run machinery is minigan/run.py: a run holds --out (a .lock file) and never overwrites
-another run's checkpoint unless --overwrite; Ctrl-C or SIGTERM finishes the current iteration,
-writes a checkpoint and exits.
+another run's checkpoint unless --overwrite; Ctrl-C, SIGTERM or SIGHUP finishes the current
+iteration, writes a checkpoint and exits.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+from minigan import cli
 
-from minigan import backend, fast, gan, run
-from minigan.cli import positive_int, seed_int
+if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, not a traceback
+    cli.interrupt_quietly_while_starting("interrupted while starting: nothing was written")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+from minigan import backend, fast, gan, run  # noqa: E402
+from minigan.cli import positive_int, seed_int  # noqa: E402
 
 # --- settings ------------------------------------------------------------------------------------
 parser = argparse.ArgumentParser(description="Train the 2014 GAN on MNIST (Algorithm 1).")
