@@ -21,16 +21,16 @@ iteration, writes a checkpoint and exits.
 
 from __future__ import annotations
 
-from minigan import cli
+import sys
 
-if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, not a traceback
-    cli.interrupt_quietly_while_starting("interrupted while starting: nothing was written")
+try:  # NumPy and the rest take a while to import: Ctrl-C meanwhile is one line, not a traceback
+    import argparse
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-
-from minigan import backend, fast, gan, run  # noqa: E402
-from minigan.cli import positive_int, seed_int  # noqa: E402
+    from minigan import backend, fast, gan, run
+    from minigan.cli import positive_int, seed_int
+except KeyboardInterrupt:
+    print("interrupted while starting: nothing was written", file=sys.stderr)
+    sys.exit(130)
 
 # --- settings ------------------------------------------------------------------------------------
 parser = argparse.ArgumentParser(description="Train the 2014 GAN on MNIST (Algorithm 1).")

@@ -129,7 +129,7 @@ def check_cuda_flags(args) -> None:
         them, other = ("them", "apply") if len(given) > 1 else ("it", "applies")
         raise SystemExit(f"error: {' and '.join(given)} {other} to the fused engine on CUDA only, but this run uses "
                          f"the {args.engine} engine on {args.device}: drop {them}, or use "
-                         f"{'--engine fused' if on_cuda else '--device cuda'}")
+                         f"{'--engine fused (reference config)' if on_cuda else '--device cuda'}")
 
 
 def stored_settings(resumed, path) -> dict:
