@@ -15,17 +15,22 @@ under --out: checkpoint.npz (both nets, both optimizers, the step and the random
 to continue exactly), samples_epochNNN.png (an 8×8 grid from fixed noise) and losses.png.
 
 The run machinery is minigan/run.py: a run holds --out (a .lock file) and never overwrites
-another run's checkpoint unless --overwrite; Ctrl-C or SIGTERM finishes the current iteration,
-writes a checkpoint and exits.
+another run's checkpoint unless --overwrite; Ctrl-C, SIGTERM or SIGHUP finishes the current
+iteration, writes a checkpoint and exits.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from minigan import backend, fast, gan, run
-from minigan.cli import positive_int, seed_int
+try:  # NumPy and the rest take a while to import: Ctrl-C meanwhile is one line, not a traceback
+    import argparse
+
+    from minigan import backend, fast, gan, run
+    from minigan.cli import positive_int, seed_int
+except KeyboardInterrupt:
+    print("interrupted while starting: nothing was written", file=sys.stderr)
+    sys.exit(130)
 
 # --- settings ------------------------------------------------------------------------------------
 parser = argparse.ArgumentParser(description="Train the 2014 GAN on MNIST (Algorithm 1).")

@@ -5,7 +5,7 @@ the loss log, the progress bar and the checkpoint. examples/mnist.py is its read
     if run.nothing_to_train(args, resumed): return 0
     with run.hold(args.out, args.resume, args.overwrite):      # the folder lock, no other run clobbered
         training = run.Training(args, config, data, players, resumed)   # restores when resuming
-        with training:                            # --overwrite clears here; Ctrl-C/SIGTERM are caught
+        with training:                            # --overwrite clears here; Ctrl-C/SIGTERM/SIGHUP are caught
             for sample_data in training.epochs():         # a new order of the training rows per epoch
                 for epoch in training.iterations():       # the progress bar; stops at --max-steps, a signal
                     stats = gan.train_iteration(...)
@@ -20,7 +20,7 @@ Where things live, in this file's order:
 - hold, check_out_dir: cli.FolderLock on --out (a .lock file), and the refusal to write over
   another run's checkpoint unless --overwrite.
 - Training: where a run stands (Progress), the run's random generator, restore(), --overwrite's
-  clear_old_run (in __enter__), Interrupt (SIGINT/SIGTERM: finish the iteration, save, exit
+  clear_old_run (in __enter__), Interrupt (SIGINT/SIGTERM/SIGHUP: finish the iteration, save, exit
   128 + signal), the tqdm progress bar (iterations()), save() and finish().
 - LossLog: the loss history, summed on the device and recorded every --log-every iterations.
 - The checkpoint's keys: RESUME_KEYS, beside the players' G.*, D.*, opt_G.*, opt_D.* (checkpoint.py).
@@ -31,13 +31,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import signal
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from . import backend, cli, fast, gan
+from . import atomic, backend, cli, fast, gan
 from .checkpoint import (
     CheckpointError,
     load_run,
@@ -58,10 +59,12 @@ RUN_SETTINGS = ("config", "noise", "batch_size", "k", "loss", "update", "seed")
 POSITION = ("step", "epoch", "position", "interval_iterations")
 RESUME_KEYS = (*(f"meta.{key}" for key in RUN_SETTINGS + POSITION), "rng.trainer", "rng.cpu", "order",
                "interval_sums", *(f"history.{key}" for key in HISTORY_KEYS))
-# What --overwrite removes from --out: a run's checkpoints, its pictures, and what minigan.evaluate
-# and examples/paper_figures.py wrote beside them.
-RUN_FILES = ("checkpoint*.npz", ".checkpoint*.npz.*.tmp", "samples_*.png", "losses.png", "*evaluation*.json",
-             "figure2_*.png", "figure3_*.png")
+# What a run writes into --out (only while it holds the folder, so a temp file of one of these
+# that no run is writing is a killed save's leftover, removed at start).
+OWN_FILES = ("checkpoint.npz", "samples_epoch*.png", "samples_step*.png", "losses.png")
+# What --overwrite removes from --out: the run's own files, and what benchmarks/paper_table1.py,
+# minigan.evaluate and examples/paper_figures.py wrote beside them; never the --resume checkpoint.
+RUN_FILES = (*OWN_FILES, "checkpoint_epoch[0-9]*.npz", "*evaluation*.json", "figure2_*.png", "figure3_*.png")
 COLLAPSE_D_FAKE = 0.01  # mean D(G(z)) below this over a whole epoch: D rejects every fake
 SCRIPT = "examples/mnist.py"  # the writer a checkpoint without our keys is said not to come from
 
@@ -112,7 +115,21 @@ def settle(args):
                                           update=args.update)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+    check_cuda_flags(args)
     return config, resumed
+
+
+def check_cuda_flags(args) -> None:
+    """--tf32 and --no-cuda-graph change the fused engine on CUDA only: anywhere else, refused in one
+    line rather than accepted without effect."""
+    given = [flag for flag, on in (("--tf32", getattr(args, "tf32", False)),
+                                   ("--no-cuda-graph", getattr(args, "no_cuda_graph", False))) if on]
+    on_cuda = args.device.startswith("cuda")
+    if given and not (args.engine == "fused" and on_cuda):
+        them, other = ("them", "apply") if len(given) > 1 else ("it", "applies")
+        raise SystemExit(f"error: {' and '.join(given)} {other} to the fused engine on CUDA only, but this run uses "
+                         f"the {args.engine} engine on {args.device}: drop {them}, or use "
+                         f"{'--engine fused (reference config)' if on_cuda else '--device cuda'}")
 
 
 def stored_settings(resumed, path) -> dict:
@@ -148,10 +165,15 @@ def nothing_to_train(args, resumed) -> bool:
 @contextlib.contextmanager
 def hold(out: Path, resume, overwrite: bool):
     """--out, writable and held (cli.FolderLock) for the whole run, and holding no other run's
-    checkpoint unless --overwrite; checked before any work."""
+    checkpoint unless --overwrite; checked before any work. Once held, the temp files that a killed
+    save of this script left there are removed, with one line."""
     cli.check_output_dir(out)
     with cli.FolderLock(out):
         check_out_dir(out, resume, overwrite)
+        stale = atomic.remove_stale_temporaries(out, OWN_FILES)  # only a run holding `out` writes these
+        if stale:
+            print(f"note: removed {len(stale)} temporary file(s) that an interrupted save left in {out}: "
+                  f"{names(stale)}", file=sys.stderr)
         yield
 
 
@@ -168,15 +190,31 @@ def check_out_dir(out: Path, resume, overwrite: bool) -> None:
                          f"replace it with --overwrite, or choose another --out")
 
 
-def clear_old_run(out: Path) -> None:
-    """--overwrite: remove the files of the run in `out` (RUN_FILES), and say what was removed and kept."""
-    old = sorted({path for pattern in RUN_FILES for path in out.glob(pattern) if path.is_file()})
+def clear_old_run(out: Path, resume=None) -> None:
+    """--overwrite: remove the files of the run in `out` (RUN_FILES) but never the --resume
+    checkpoint, whatever its name, and say what was removed and kept."""
+    resumed = [path for path in out.iterdir() if resume is not None and same_file(path, resume)]
+    old = sorted({path for pattern in RUN_FILES for path in out.glob(pattern)
+                  if path.is_file() and not path.is_symlink() and path not in resumed})
     for path in old:
         path.unlink()
-    kept = sorted(path.name for path in out.iterdir() if path.name != cli.LOCK_NAME)
+    kept = sorted(path.name for path in out.iterdir() if path.name != cli.LOCK_NAME and path not in resumed)
     removed = f"removed the old run's {len(old)} files from {out} ({names(old)})" if old else f"no run in {out}"
-    if old or kept:
-        print(f"--overwrite: {removed}" + (f"; kept {len(kept)} that are not a run's: {names(kept)}" if kept else ""))
+    said = [f"--overwrite: {removed}"]
+    if resumed:
+        said.append(f"kept the checkpoint --resume continues, {names(resumed)}")
+    if kept:
+        said.append(f"kept {len(kept)} that are not a run's: {names(kept)}")
+    if old or kept or resumed:
+        print("; ".join(said))
+
+
+def same_file(path: Path, other) -> bool:
+    """Whether `path` and `other` are one file (the same path, a link to it, or a hard link)."""
+    try:
+        return path.samefile(other)
+    except OSError:
+        return False
 
 
 def names(paths, most: int = 4) -> str:
@@ -231,7 +269,7 @@ class Training:
     def __enter__(self):
         args = self.args
         if args.overwrite:
-            clear_old_run(args.out)
+            clear_old_run(args.out, args.resume)
         print(f"minigan GAN, config {self.config.name}: {len(self.data)} images, m={args.batch_size}, k={args.k}, "
               f"{args.loss} G loss, {args.update} update, {self.iterations_per_epoch} iterations/epoch, "
               f"device {args.device}, {args.engine} engine")
@@ -261,7 +299,7 @@ class Training:
         warning if D won outright."""
         at, per_epoch = self.at, self.iterations_per_epoch
         with tqdm(total=per_epoch, initial=at.position, desc=f"epoch {at.epoch + 1}/{self.args.epochs}",
-                  leave=False, dynamic_ncols=True) as self.bar:
+                  leave=False, dynamic_ncols=True, file=sys.stderr, disable=sys.stderr is None) as self.bar:
             while at.position < per_epoch and not self.stopped():
                 yield at.epoch + 1
         if self.log.iterations:
@@ -272,13 +310,15 @@ class Training:
             warn_if_collapsed(self.log.history, at.step - per_epoch, at.epoch)
 
     def record(self, stats: dict) -> None:
-        """One iteration done: its statistics into the loss log, the bar and the position moved on."""
+        """One iteration done: its statistics into the loss log, the bar and the position moved on.
+        The bar shows the last record's losses under the steps they are the mean of: between records
+        it moves on while they stay (reading them every iteration would sync the device each time)."""
         at = self.at
         self.log.add(stats)
         at.step, at.position = at.step + 1, at.position + 1
         self.bar.update(1)
         if at.step % self.args.log_every == 0 or at.position == self.iterations_per_epoch:
-            self.bar.set_postfix(self.log.record(at.step, self.args.out))
+            self.bar.set_postfix_str(self.log.record(at.step, self.args.out))
 
     def save(self) -> None:
         """The checkpoint, then the sample grid and loss curves; a signal meanwhile waits for them."""
@@ -293,7 +333,7 @@ class Training:
         if self.interrupt.requested:
             print(f"interrupted at step {at.step}; checkpoint written to {out / 'checkpoint.npz'}; "
                   f"continue with --resume {out / 'checkpoint.npz'}")
-            return 128 + self.interrupt.signal  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
+            return 128 + self.interrupt.signal  # the shell's convention: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
         per_epoch = f"{np.mean(self.epoch_times):.1f} s/epoch" if self.epoch_times else "no full epoch"
         print(f"done: {at.step} iterations, {at.epoch} epochs, {per_epoch}, ran on: {engine}; "
               f"wrote {', '.join(str(p) for p in self.written)}")
@@ -326,28 +366,34 @@ def restore(resumed, path, players, log, config, iterations_per_epoch: int, rows
     return at, rng
 
 
+# Each asks a run to stop after the current iteration and save: Ctrl-C, `kill`, and a closed terminal.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class Interrupt:
-    """Ctrl-C or SIGTERM asks the loop to stop after the current iteration and save. A second
-    Ctrl-C before the save quits without saving; during the save it is ignored, and the run stops
-    once the checkpoint is written."""
+    """Ctrl-C, SIGTERM or SIGHUP asks the loop to stop after the current iteration and save. A
+    second one before the save quits without saving; during the save it is ignored, and the run
+    stops once the checkpoint is written."""
 
     def __init__(self, out: Path):
         self.out, self.requested, self.saving, self.signal = out, False, False, None
 
     def __enter__(self):
-        self.previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # A signal ignored when the run started stays ignored: `nohup` is asked not to stop on SIGHUP.
+        self.previous = {sig: signal.signal(sig, self.handle) for sig in STOP_SIGNALS
+                         if signal.getsignal(sig) is not signal.SIG_IGN}
         return self
 
     def handle(self, signum, frame):
         if self.saving:
-            tqdm.write("interrupt: the checkpoint is being written; the run stops as soon as it is")
             self.requested, self.signal = True, self.signal or signum
+            say("interrupt: the checkpoint is being written; the run stops as soon as it is", best_effort=True)
         elif self.requested:
             raise KeyboardInterrupt
         else:
             self.requested, self.signal = True, signum
-            tqdm.write(f"{signal.Signals(signum).name}: stopping after this iteration and writing a checkpoint to "
-                       f"{self.out} (press Ctrl-C again to quit without saving)")
+            say(f"{signal.Signals(signum).name}: stopping after this iteration and writing a checkpoint to "
+                f"{self.out} (press Ctrl-C again to quit without saving)", best_effort=True)
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
@@ -392,13 +438,14 @@ class LossLog:
                                      f"stopped without overwriting the last checkpoint in {out}")
         return means
 
-    def record(self, step, out) -> dict:
-        """Close the interval: append its means to the history; return them for the progress bar."""
-        row = [step, *self.means(step, out)]
+    def record(self, step, out) -> str:
+        """Close the interval: append its means to the history; return them, with the steps they
+        are the mean of, for the progress bar."""
+        row, first = [step, *self.means(step, out)], step - self.iterations + 1
         self.sums, self.iterations = None, 0
         for key, value in zip(HISTORY_KEYS, row):
             self.history[key].append(value)
-        return {"D": f"{row[1]:.3f}", "G": f"{row[2]:.3f}", "Dx": f"{row[3]:.2f}", "DGz": f"{row[4]:.2f}"}
+        return f"{steps(first, step)}: D {row[1]:.3f}, G {row[2]:.3f}, D(x) {row[3]:.2f}, D(G(z)) {row[4]:.2f}"
 
     def arrays(self):
         return {"interval_sums": backend.to_numpy(self.sums) if self.iterations else np.zeros(4),
@@ -461,8 +508,8 @@ def warn_if_collapsed(history, epoch_start_step, epoch):
     previous = np.concatenate([[epoch_start_step], steps[inside][:-1]])
     mean = float(np.average(d_fake[inside], weights=steps[inside] - previous))
     if mean < COLLAPSE_D_FAKE:
-        tqdm.write(f"warning: collapsed in epoch {epoch}: mean D(G(z)) {mean:.4f} < {COLLAPSE_D_FAKE} "
-                   f"(D rejects every sample, so G learns almost nothing)")
+        say(f"warning: collapsed in epoch {epoch}: mean D(G(z)) {mean:.4f} < {COLLAPSE_D_FAKE} "
+            f"(D rejects every sample, so G learns almost nothing)")
 
 
 def report_progress(history, at: Progress, iterations_per_epoch, epoch_times):
@@ -470,10 +517,30 @@ def report_progress(history, at: Progress, iterations_per_epoch, epoch_times):
     where = f"epoch {epoch}" if position == 0 else f"step {step} (epoch {epoch + 1}, {position}/{iterations_per_epoch})"
     took = f", {epoch_times[-1]:.1f} s" if position == 0 and epoch_times else ""
     if not history["step"]:
-        tqdm.write(f"{where}: no losses recorded yet (one record every --log-every iterations){took}")
+        say(f"{where}: no losses recorded yet (one record every --log-every iterations){took}")
         return
-    tqdm.write(f"{where}: D loss {history['d_loss'][-1]:.3f}, G loss {history['g_loss'][-1]:.3f}, "
-               f"D(x) {history['d_real'][-1]:.2f}, D(G(z)) {history['d_fake'][-1]:.2f}{took}")
+    first = history["step"][-2] + 1 if len(history["step"]) > 1 else 1  # a record is the mean since the one before
+    say(f"{where}: D loss {history['d_loss'][-1]:.3f}, G loss {history['g_loss'][-1]:.3f}, "
+        f"D(x) {history['d_real'][-1]:.2f}, D(G(z)) {history['d_fake'][-1]:.2f} "
+        f"(mean of {steps(first, history['step'][-1])}){took}")
+
+
+def steps(first: int, last: int) -> str:
+    """'steps 41-50', or 'step 50' for one."""
+    return f"steps {first}-{last}" if first < last else f"step {last}"
+
+
+def say(text: str, best_effort: bool = False) -> None:
+    """One line on stdout, above the progress bar; nothing where stdout is closed. `best_effort`:
+    a failed write (a terminal that hung up) is let go, for a signal handler that must not stop
+    the save it asks for."""
+    if sys.stdout is None:
+        return
+    try:
+        tqdm.write(text, file=sys.stdout)
+    except OSError:
+        if not best_effort:
+            raise
 
 
 def guarded(main, argv=None) -> int:

@@ -111,7 +111,7 @@ def test_the_loss_log_records_interval_means_and_stops_on_a_non_finite_one(tmp_p
     for d_loss, g_loss in ((1.0, 2.0), (3.0, 4.0)):
         log.add({"d_loss": np.float32(d_loss), "g_loss": np.float32(g_loss),
                  "d_real_logits": logits, "d_fake_logits": logits})
-    assert log.record(2, tmp_path) == {"D": "2.000", "G": "3.000", "Dx": "0.50", "DGz": "0.50"}
+    assert log.record(2, tmp_path) == "steps 1-2: D 2.000, G 3.000, D(x) 0.50, D(G(z)) 0.50"
     assert log.history == {"step": [2], "d_loss": [2.0], "g_loss": [3.0], "d_real": [0.5], "d_fake": [0.5]}
     assert log.iterations == 0 and np.array_equal(log.arrays()["interval_sums"], np.zeros(4))
     log.add({"d_loss": np.float32(np.nan), "g_loss": np.float32(1.0), "d_real_logits": logits,
