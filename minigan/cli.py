@@ -326,13 +326,14 @@ def run_main(main, argv=None, errors=EXPECTED_ERRORS,
     status 1, and Ctrl-C into `interrupted` on stderr and exit status 130. A ValueError counts as
     expected only when minigan's own code raised it; any other exception keeps its traceback.
 
-    While `main` runs, sys.stdout and sys.stderr are `SafeStream`s: a failed write is a StreamError
-    naming the stream, reported in one line (exit status 1), or, for a closed pipe, ended quietly
-    (exit status 141, as a program killed by SIGPIPE)."""
+    While `main` runs, sys.stdout and sys.stderr are `SafeStream`s: a failed write to stdout is a
+    StreamError naming it, reported in one line (exit status 1), or, for a closed pipe, ended
+    quietly (exit status 141, as a program killed by SIGPIPE); a stderr that fails becomes a sink,
+    so that a run whose terminal hung up still reaches its checkpoint."""
     if _in_main_thread() and signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here, KeyboardInterrupt below
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = SafeStream(sys.stdout, "stdout"), SafeStream(sys.stderr, "stderr")
+    sys.stdout, sys.stderr = SafeStream(sys.stdout, "stdout"), SafeStream(sys.stderr, "stderr", sink_on_error=True)
     try:
         try:
             status = main(argv)
@@ -391,11 +392,13 @@ def encodable(text: str, encoding: str | None) -> str:
 
 class SafeStream:
     """A text stream whose writes cannot fail on encoding, and whose OSErrors are StreamErrors that
-    name it. A closed stream (None, as under `2>&-`) is a sink."""
+    name it. A closed stream (None, as under `2>&-`) is a sink. With `sink_on_error` (stderr: only
+    progress and notes go there) a stream that fails (a hung-up terminal's EIO, a closed pipe, a
+    full disk) becomes a sink instead, so that a run goes on to its next checkpoint."""
 
-    def __init__(self, stream, name: str):
+    def __init__(self, stream, name: str, sink_on_error: bool = False):
         self._stream = stream if stream is not None else open(os.devnull, "w")
-        self.name = name
+        self.name, self.sink_on_error = name, sink_on_error
 
     def write(self, text):
         try:
@@ -406,13 +409,19 @@ class SafeStream:
         except StreamError:
             raise
         except OSError as error:
-            raise StreamError(error.errno, error.strerror or str(error), self.name) from None
+            return self._failed(error, len(text))
 
     def flush(self):
         try:
             return self._stream.flush()
         except OSError as error:
+            return self._failed(error, None)
+
+    def _failed(self, error: OSError, written):
+        if not self.sink_on_error:
             raise StreamError(error.errno, error.strerror or str(error), self.name) from None
+        self._stream = open(os.devnull, "w")
+        return written
 
     def __getattr__(self, name):
         return getattr(self._stream, name)

@@ -6,6 +6,7 @@ fixed result, under the consoles an unlucky user has: another encoding, a closed
 """
 
 import errno
+import io
 import json
 import os
 import socket
@@ -350,3 +351,20 @@ def test_long_text_is_shortened_in_messages():
     with pytest.raises(Exception) as refused:
         cli.positive_float("x" * 5000)
     assert len(str(refused.value)) < 100 and "(5002 characters)" in str(refused.value)
+
+
+def test_a_stderr_that_fails_mid_run_becomes_a_sink_and_main_carries_on(monkeypatch):
+    class HungUpTerminal(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sys, "stderr", HungUpTerminal())
+    done = []
+
+    def main(argv):
+        print("epoch 1: 50%", file=sys.stderr)  # a progress bar after SIGHUP closed the terminal
+        sys.stderr.flush()
+        done.append("saved")  # the run gets on to its checkpoint
+        return 0
+
+    assert cli.run_main(main) == 0 and done == ["saved"]
