@@ -144,8 +144,15 @@ class Adam(Optimizer):
         m += (1 - beta1) * g
         v *= beta2
         v += (1 - beta2) * (g * g)
-        # math.sqrt keeps the bias corrections Python floats (a NumPy float64 would promote float32).
-        p.data -= m / (xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps) * (self.lr / (1 - beta1 ** t))
+        # p ← p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + ε), built up in one scratch array: each
+        # temporary would be another pass over memory. math.sqrt keeps the bias corrections Python
+        # floats (a NumPy float64 would promote float32).
+        step = xp.sqrt(v)
+        step /= math.sqrt(1 - beta2 ** t)
+        step += self.eps
+        xp.divide(m, step, out=step)
+        step *= self.lr / (1 - beta1 ** t)
+        p.data -= step
 
 
 # --- argument checks: the hyperparameters, the parameter list, a loaded state ---------------------
