@@ -575,8 +575,12 @@ def leaky_relu(x: Tensor, slope=0.01) -> Tensor:
     slope = float(slope)  # a NumPy float64 slope would promote float32 data
     if not 0 <= slope <= 1:
         raise ValueError(f"leaky_relu: slope must lie in [0, 1], got {slope}")
-    slopes = backend.array_module(x.data).maximum((x.data > 0).astype(x.dtype), slope)  # 1 where x > 0, else slope
-    return _result(x.data * slopes, (x,), "leaky_relu", lambda g: (g * slopes,))
+    xp = backend.array_module(x.data)
+
+    def slopes():  # 1 where x > 0, else slope; made again in backward rather than kept beside x
+        return xp.maximum((x.data > 0).astype(x.dtype), slope)
+
+    return _result(x.data * slopes(), (x,), "leaky_relu", lambda g: (g * slopes(),), saved=(x,))
 
 
 # --- shape and device ------------------------------------------------------------------------

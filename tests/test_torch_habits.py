@@ -480,3 +480,13 @@ def test_the_fused_trainers_sync_is_seen_by_a_graph_saved_before_it():
     trainer.copy_to_modules()
     with pytest.raises(RuntimeError, match="modified in place after it was saved for backward"):
         saved.backward()
+
+
+def test_leaky_relu_reads_its_input_in_backward_and_refuses_a_changed_one():
+    x = Tensor(np.array([-1.0, 2.0]), requires_grad=True)
+    h = x * 1.0
+    y = h.leaky_relu(0.2).sum()
+    with no_grad():
+        h -= 5.0  # every sign flips: the slopes backward would use are no longer the forward's
+    with pytest.raises(RuntimeError, match="an input of leaky_relu .* was modified in place"):
+        y.backward()
