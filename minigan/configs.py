@@ -115,6 +115,13 @@ CONFIGS = {
 # --- the builders ------------------------------------------------------------------------------
 
 
+def named(module: nn.Module, player: str) -> nn.Module:
+    """Label each parameter as the checkpoint does ("D.0.weight"), so that a message can name it."""
+    for key, p in module.named_parameters():
+        p.name = f"{player}.{key}"
+    return module
+
+
 def build_generator(config: Config, pixel_mean=None, dtype=np.float32, device="cpu") -> nn.Module:
     """G: noise_dim → 784 pixels. `pixel_mean` (784 values in [0, 1]) sets the output bias when
     the config asks for it."""
@@ -126,7 +133,7 @@ def build_generator(config: Config, pixel_mean=None, dtype=np.float32, device="c
         # With zero weights G would output the mean image: training starts from the marginals.
         p = np.clip(np.asarray(pixel_mean, dtype=np.float64), 1e-7, 1 - 1e-7)
         output.bias.data = backend.to_device(np.log(p / (1 - p)).astype(dtype), device)
-    return nn.Sequential(*layers, output, config.generator_output())
+    return named(nn.Sequential(*layers, output, config.generator_output()), "G")
 
 
 def build_discriminator(config: Config, dtype=np.float32, device="cpu") -> nn.Module:
@@ -142,7 +149,7 @@ def build_discriminator(config: Config, dtype=np.float32, device="cpu") -> nn.Mo
     if dropout_rates[-1] is not None:
         layers.append(nn.Dropout(dropout_rates[-1]))
     output = nn.Linear(widths[-1], 1, init_range=config.d_init_range, dtype=dtype, device=device)
-    return nn.Sequential(*layers, output)
+    return named(nn.Sequential(*layers, output), "D")
 
 
 def build_optimizers(config: Config, generator: nn.Module, discriminator: nn.Module):

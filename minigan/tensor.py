@@ -42,6 +42,7 @@ class Tensor:
     __array_ufunc__ = None
     # Tensors stay usable as dict keys and in sets although == compares values.
     __hash__ = object.__hash__
+    name = None  # a label for messages, e.g. "D.0.weight" (configs.py names the players' parameters)
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         """A leaf holding a copy of `data`, as torch.tensor; `from_numpy` shares the array instead."""
@@ -240,7 +241,7 @@ def _checked_requires_grad(flag, data) -> bool:
 def _modified_message(node, saved, version, now) -> str:
     tensor = saved if saved is not None else node
     role = "an input" if saved is not None else "the output"
-    name = getattr(tensor, "_name", None)
+    name = tensor.name
     what = f"{role} of {node._op} (shape {tensor.shape})"
     what = f"{name}, {what}," if name else what
     return (f"backward: {what} was modified in place after it was saved for backward (version {version} → {now}), "

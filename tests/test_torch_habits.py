@@ -88,7 +88,7 @@ def test_backward_refuses_a_weight_stepped_after_it_was_saved_as_torch():
 
 def test_the_message_names_a_parameter_that_has_a_name():
     W = leaf(np.ones((3, 2)))
-    W._name = "D.0.weight"
+    W.name = "D.0.weight"
     y = leaf(np.ones((1, 3))) @ W
     with no_grad():
         W -= 1.0
@@ -490,3 +490,23 @@ def test_leaky_relu_reads_its_input_in_backward_and_refuses_a_changed_one():
         h -= 5.0  # every sign flips: the slopes backward would use are no longer the forward's
     with pytest.raises(RuntimeError, match="an input of leaky_relu .* was modified in place"):
         y.backward()
+
+
+def test_a_step_of_D_under_Gs_saved_graph_is_refused_naming_Ds_parameter():
+    # The GAN mistake itself: step D, then back-propagate G's loss through the D pass made before it.
+    from minigan import gan
+
+    config = gan.CONFIGS["reference"]
+    G, D = gan.build_generator(config, dtype=np.float64), gan.build_discriminator(config, dtype=np.float64)
+    opt_G, opt_D = gan.build_optimizers(config, G, D)
+    rng = np.random.default_rng(0)
+    x, z = Tensor(rng.uniform(-1, 1, (4, 784))), Tensor(rng.standard_normal((4, 100)))
+    fake_logits = D(G(z))
+    d_loss = gan.discriminator_loss(D(x), fake_logits)
+    g_loss = gan.generator_loss(fake_logits)
+    d_loss.backward(retain_graph=True)
+    opt_D.step()
+    opt_G.zero_grad()
+    with pytest.raises(RuntimeError, match=r"backward: D\.\d+\.(weight|bias), an input of affine .* was modified"):
+        g_loss.backward()
+    assert [p.name for p in G.parameters()][:2] == ["G.0.weight", "G.0.bias"]
