@@ -25,7 +25,7 @@ from .tensor import Tensor, concatenate, no_grad
 
 __all__ = [  # the game's names, and configs.py's, which callers reach as gan.CONFIGS etc.
     "discriminator_loss", "generator_loss", "LOSSES", "frozen", "discriminator_step", "generator_step",
-    "train_iteration", "check_game", "simultaneous_step", "simultaneous_iteration", "UPDATES",
+    "train_iteration", "check_game", "check_update", "simultaneous_step", "simultaneous_iteration", "UPDATES",
     "CONFIGS", "NOISES", "Config", "apply_schedule", "build_discriminator", "build_generator",
     "build_optimizers", "paper_schedule", "sample_noise"]
 
@@ -135,10 +135,14 @@ def check_game(caller: str, k, loss: str, update: str = "alternating") -> None:
         raise ValueError(f"{caller}: k must be an integer ≥ 1, got {k!r}")
     if loss not in LOSSES:
         raise ValueError(f"{caller}: unknown loss {loss!r}; use 'nonsaturating' or 'minimax'")
-    if update not in UPDATES:
-        raise ValueError(f"{caller}: unknown update {update!r}; use 'alternating' or 'simultaneous'")
+    check_update(caller, update)
     if update == "simultaneous" and k != 1:
         raise ValueError(f"{caller}: the authors' update has no inner loop, k must be 1, got {k}")
+
+
+def check_update(caller: str, update: str) -> None:
+    if update not in UPDATES:
+        raise ValueError(f"{caller}: unknown update {update!r}; use 'alternating' or 'simultaneous'")
 
 
 # --- the authors' update -----------------------------------------------------------------------

@@ -25,7 +25,6 @@ from .. import backend, gan, optim
 from .step import FusedTrainer
 
 ENGINES = ("auto", "autograd", "fused")
-UPDATES = tuple(gan.UPDATES)
 
 
 def resolve_engine(requested: str = "auto", device="cpu", config_name: str = "reference",
@@ -41,8 +40,7 @@ def resolve_engine(requested: str = "auto", device="cpu", config_name: str = "re
         raise ValueError(f"unknown engine {requested!r}; use 'auto', 'autograd' or 'fused'")
     if config_name not in gan.CONFIGS:
         raise ValueError(f"unknown config {config_name!r}; use one of {', '.join(map(repr, gan.CONFIGS))}")
-    if update not in UPDATES:
-        raise ValueError(f"unknown update {update!r}; use 'alternating' or 'simultaneous'")
+    gan.check_update("resolve_engine", update)
     device = backend.normalize_device(device)
     fits = config_name == "reference" and update == "alternating"
     if requested == "fused" and not fits:
