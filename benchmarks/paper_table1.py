@@ -244,11 +244,11 @@ def plot_priors(path: Path, records: list[dict]) -> Path:
             if not points:
                 continue
             ax.plot(*zip(*points), marker="o", ms=3, color=colour, ls=("-", "--", ":")[i % 3],
-                    label=f"{record['noise']} prior, seed {seed} ({record['date']})")
+                    label=f"{record['noise']} prior, seed {seed} ({record['source']})")
     paper_band(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("Parzen log-likelihood of test digits (nats)")
-    ax.set_title("minigan, --config paper, by prior")
+    ax.set_title("minigan, --config paper, by prior and record")
     ax.legend(fontsize=7)
     fig.tight_layout()
     try:
@@ -265,7 +265,7 @@ def read_record(path: str) -> dict:
         raise SystemExit(f"error: --compare {path}: not a readable JSON file ({error})") from None
     if not isinstance(record, dict) or not {"noise", "seeds", "curve", "date"} <= record.keys():
         raise SystemExit(f"error: --compare {path}: not a Table-1 record (needs noise, seeds, curve and date)")
-    return record
+    return {**record, "source": Path(path).stem}  # the legend names the file: two records may share a date
 
 
 def recorded_command(argv) -> str:

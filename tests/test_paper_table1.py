@@ -153,3 +153,9 @@ def test_a_failed_seed_is_reported_after_the_others_finish(tmp_path, monkeypatch
     with pytest.raises(paper_table1.ChildFailed, match="seed 1.*exit status 3; its output is in"):
         paper_table1.train_seeds(tmp_path, [0, 1], "uniform", 50, 50, [], jobs=2)
     assert (tmp_path / "seed0" / "evaluation_epoch050.json").exists()  # seed 0 ran to the end
+
+
+def test_compare_names_each_record_by_its_file(tmp_path):
+    path = tmp_path / "paper_table1-uniform-long.json"
+    path.write_text(json.dumps({"noise": "uniform", "seeds": [0], "curve": {"50": {"0": 140.0}}, "date": "d"}))
+    assert paper_table1.read_record(str(path))["source"] == "paper_table1-uniform-long"
