@@ -16,31 +16,14 @@ import textwrap
 
 import numpy as np
 import pytest
-from scripts import ROOT, load_script  # tests/scripts.py
-from test_mnist_example import SMALL, assert_same_state, idle_machine, params, write_tiny_mnist  # noqa: F401
+from scripts import ROOT  # tests/scripts.py
+from test_mnist_example import SMALL, assert_same_state, idle_machine, params, script, tiny_mnist  # noqa: F401
+from test_run_safety import no_data, train  # noqa: F401
 
 from minigan import gan, run
 from minigan.data import mnist as mnist_data
 
 CHECKPOINT = "checkpoint.npz"
-
-
-@pytest.fixture(scope="module")
-def script():
-    return load_script("examples/mnist.py", "mnist_example")
-
-
-@pytest.fixture
-def tiny_mnist(tmp_path, monkeypatch):
-    return write_tiny_mnist(tmp_path / "mnist", monkeypatch)
-
-
-def train(script, tiny_mnist, out, *flags):
-    return run.guarded(script.main, ["--data-dir", str(tiny_mnist), "--out", str(out), *SMALL, *flags])
-
-
-def no_data(*args, **kwargs):
-    pytest.fail("loaded MNIST: the run did work it should have refused before")
 
 
 # --- examples/mnist.py as a program ----------------------------------------------------------------

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scripts import ROOT, load_script  # tests/scripts.py
-from test_mnist_example import idle_machine, params, write_tiny_mnist  # noqa: F401 (a fixture)
+from scripts import ROOT  # tests/scripts.py
+from test_mnist_example import idle_machine, params, script, tiny_mnist  # noqa: F401 (fixtures)
 
 from minigan import backend, run
 
@@ -19,16 +19,6 @@ from minigan import backend, run
 BEFORE = ROOT / "tests" / "fixtures" / "run_state_2026-12-03.npz"
 FLAGS = {"reference": ["--batch-size", "16", "--log-every", "2", "--max-steps", "4"],
          "paper": ["--batch-size", "24", "--log-every", "2", "--max-steps", "3"]}
-
-
-@pytest.fixture(scope="module")
-def script():
-    return load_script("examples/mnist.py", "mnist_example")
-
-
-@pytest.fixture
-def tiny_mnist(tmp_path, monkeypatch):
-    return write_tiny_mnist(tmp_path / "mnist", monkeypatch)
 
 
 def written_before(config):
