@@ -2,7 +2,7 @@
 
     python benchmarks/paper_table1.py --seeds 0 1 2 --epochs 250            # train, evaluate, collect
     python benchmarks/paper_table1.py --seeds 0 1 --jobs 2 --epochs 1000 --every 50 \
-        --runs /work/paper-runs/uniform --record paper_table1-uniform-annealing  # two seeds at once
+        --runs RUNS --record paper_table1-uniform-long                      # two seeds at once
     python benchmarks/paper_table1.py --seeds 0 1 2 --collect-only          # only write the JSON and plot
     python benchmarks/paper_table1.py --compare A.json B.json               # several records in one plot
 
