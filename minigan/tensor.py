@@ -281,20 +281,24 @@ def unbroadcast(grad, shape):
     return grad
 
 
-def _result(data, parents, op, backward, saved=(), saves_output=False) -> Tensor:
+def _result(data, parents, op, backward, saved=(), saves_output=False, view_of=None) -> Tensor:
     """Wrap an op's output; record how to differentiate it only if some input needs a gradient.
 
     `saved` are the inputs whose data `backward` reads, and `saves_output` says it reads the
     output's: their versions now are kept, and backward refuses to run if one has changed.
+    An output that is a view of `view_of`'s memory (a reshape, x.T, x[0]) shares its version
+    counter, as in torch: a write to either is a write to both.
     """
     out = Tensor.__new__(Tensor)
-    out._data, out._versions, out._grad, out._op, out._retains_grad = data, [0], None, op, False
+    shares = view_of is not None and operands.shares_memory(data, view_of.data)
+    versions = view_of._versions if shares else [0]
+    out._data, out._versions, out._grad, out._op, out._retains_grad = data, versions, None, op, False
     out._requires_grad = _grad_mode.enabled and any(p.requires_grad for p in parents)
     if out._requires_grad:
         out._parents, out._backward = parents, backward
         out._saved = tuple((t, t._versions, t._versions[0]) for t in saved)
         if saves_output:  # None stands for the output itself: a reference to it would be a cycle
-            out._saved += ((None, out._versions, 0),)
+            out._saved += ((None, out._versions, out._versions[0]),)
     else:
         out._parents, out._backward, out._saved = (), None, ()
     return out
@@ -568,8 +572,9 @@ def softplus(x: Tensor) -> Tensor:
 
 
 def relu(x: Tensor) -> Tensor:
-    positive = x.data > 0
-    return _result(x.data * positive, (x,), "relu", lambda g: (g * positive,))
+    positive = ~(x.data <= 0)  # NaN passes its gradient on, as in torch
+    xp = backend.array_module(x.data)
+    return _result(xp.maximum(x.data, 0), (x,), "relu", lambda g: (g * positive,))  # not x * positive: -inf * 0 is NaN
 
 
 def leaky_relu(x: Tensor, slope=0.01) -> Tensor:
@@ -594,7 +599,7 @@ def reshape(x: Tensor, *shape) -> Tensor:
         y = x.data.reshape(shape)
     except ValueError:
         raise ValueError(f"reshape: cannot reshape {x.shape} into {tuple(shape)}") from None
-    return _result(y, (x,), "reshape", lambda g: (g.reshape(source),))
+    return _result(y, (x,), "reshape", lambda g: (g.reshape(source),), view_of=x)
 
 
 def permute(x: Tensor, *dims) -> Tensor:
@@ -604,7 +609,7 @@ def permute(x: Tensor, *dims) -> Tensor:
         raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dims of shape {x.shape}")
     dims = tuple(_dim(x, d, "permute") for d in dims)
     inverse = tuple(np.argsort(dims))
-    return _result(x.data.transpose(dims), (x,), "permute", lambda g: (g.transpose(inverse),))
+    return _result(x.data.transpose(dims), (x,), "permute", lambda g: (g.transpose(inverse),), view_of=x)
 
 
 def transpose(x: Tensor, dim0, dim1) -> Tensor:
@@ -645,21 +650,24 @@ def getitem(x: Tensor, index) -> Tensor:
             cupyx.scatter_add(full, index, g)
         return (full,)
 
-    return _result(x.data[index], (x,), "getitem", backward)
+    return _result(x.data[index], (x,), "getitem", backward, view_of=x)
 
 
 def to(x: Tensor, device) -> Tensor:
-    """A copy on `device`; gradients flow back to this tensor's device."""
+    """The data on `device` (a copy, or x's own memory if it is there already, as torch);
+    gradients flow back to this tensor's device."""
     source = x.device
-    return _result(backend.to_device(x.data, device), (x,), "to", lambda g: (backend.to_device(g, source),))
+    return _result(backend.to_device(x.data, device), (x,), "to", lambda g: (backend.to_device(g, source),),
+                   view_of=x)
 
 
 def astype(x: Tensor, dtype) -> Tensor:
-    """A copy in `dtype`. To an integer dtype it is a constant, as in torch: no gradient flows back."""
+    """The data in `dtype` (a copy, or x's own memory if it has that dtype already, as torch's .to).
+    To an integer dtype it is a constant, as in torch: no gradient flows back."""
     source, y = x.dtype, operands.as_float_array(x.data, dtype, op="astype")
     if y.dtype.kind != "f":
         return _leaf(y)
-    return _result(y, (x,), "astype", lambda g: (g.astype(source),))
+    return _result(y, (x,), "astype", lambda g: (g.astype(source),), view_of=x)
 
 
 def concatenate(tensors, axis=0) -> Tensor:
@@ -698,12 +706,7 @@ def _in_place(name, update):
     grad. `other` is broadcast to t's shape and the result cast into t's dtype, as in torch.
     """
     def method(self, other):
-        if self.requires_grad and _grad_mode.enabled:
-            if self.is_leaf:
-                raise RuntimeError(f"{name}: a leaf tensor that requires grad cannot be changed in place "
-                                   f"outside no_grad (wrap the update in `with no_grad():`)")
-            instead = f"write t = t {name[:-1]} other" if name.endswith("=") else "make a new tensor"
-            raise RuntimeError(f"{name}: minigan does not record in-place ops in the graph; {instead} instead")
+        _refuse_in_place_in_a_graph(self, name)
         other = other.data if isinstance(other, Tensor) else operands.numeric_array(other, name)
         backend.check_same_device(name, self.data, other)
         operands.check_broadcast(self.shape, other.shape, name)
@@ -716,6 +719,31 @@ def _in_place(name, update):
         return self
 
     return method
+
+
+def _refuse_in_place_in_a_graph(t: Tensor, name) -> None:
+    if t.requires_grad and _grad_mode.enabled:
+        if t.is_leaf:
+            raise RuntimeError(f"{name}: a leaf tensor that requires grad cannot be changed in place "
+                               f"outside no_grad (wrap the update in `with no_grad():`)")
+        instead = f"write t = t {name[:-1]} other" if name.endswith("=") else "make a new tensor"
+        raise RuntimeError(f"{name}: minigan does not record in-place ops in the graph; {instead} instead")
+
+
+def _set_item(self, index, value) -> None:
+    """t[index] = value: an in-place write with the rules of t += other (under no_grad, or on a
+    tensor that needs no grad), its version bumped. With a view, `W[0] += 1` works as in torch."""
+    name = "item assignment"
+    _refuse_in_place_in_a_graph(self, name)
+    index = index.data if isinstance(index, Tensor) else index
+    value = value.data if isinstance(value, Tensor) else operands.numeric_array(value, name)
+    backend.check_same_device(name, self.data, value)
+    array = self.data
+    try:
+        array[index] = value
+    except ValueError as error:  # "could not broadcast input array from shape (4,) into shape (3,)"
+        raise ValueError(f"{name}: {' '.join(str(error).split())}") from None
+    self.data = array  # the version bump
 
 
 def _comparison(name, compare):
@@ -756,6 +784,7 @@ Tensor.transpose = transpose
 Tensor.permute = permute
 Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
 Tensor.__getitem__ = getitem
+Tensor.__setitem__ = _set_item
 Tensor.to = to
 Tensor.astype = astype
 def _copy_into(array, source):

@@ -510,3 +510,107 @@ def test_a_step_of_D_under_Gs_saved_graph_is_refused_naming_Ds_parameter():
     with pytest.raises(RuntimeError, match=r"backward: D\.\d+\.(weight|bias), an input of affine .* was modified"):
         g_loss.backward()
     assert [p.name for p in G.parameters()][:2] == ["G.0.weight", "G.0.bias"]
+
+
+# --- views share their base's version counter ----------------------------------------------------
+
+VIEWS = {
+    "reshape": lambda t: t.reshape(-1),
+    "T": lambda t: t.T,
+    "transpose": lambda t: t.transpose(0, 1),
+    "permute": lambda t: t.permute(1, 0),
+    "row": lambda t: t[0],
+    "slice": lambda t: t[:, 1:],
+}
+
+
+@pytest.mark.parametrize("view", sorted(VIEWS))
+def test_a_step_on_the_base_stales_a_saved_view_as_torch(view):
+    # W.reshape(-1) and W[0] share W's memory: a step on W changes what backward would read.
+    w0 = np.arange(1.0, 7.0).reshape(2, 3)
+    W = leaf(w0)
+    v = VIEWS[view](W)
+    loss = (v * v).sum()  # mul saves v
+    with no_grad():
+        W -= 1.0
+    with pytest.raises(RuntimeError, match=r"an input of mul .* was modified in place .*version 0 → 1"):
+        loss.backward()
+    torch = pytest.importorskip("torch")
+    tW = torch_leaf(w0)
+    tv = VIEWS[view](tW)
+    tloss = (tv * tv).sum()
+    with torch.no_grad():
+        tW -= 1.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        tloss.backward()
+
+
+def test_a_write_through_a_view_stales_its_saved_base_as_torch():
+    W = leaf(np.arange(1.0, 7.0).reshape(2, 3))
+    loss = (W * W).sum()
+    with no_grad():
+        row = W[1]
+        row *= 2.0  # writes into W's memory
+    np.testing.assert_array_equal(W.data[1], [8.0, 10.0, 12.0])
+    assert W._version == row._version == 1
+    with pytest.raises(RuntimeError, match=r"an input of mul \(shape \(2, 3\)\) was modified in place"):
+        loss.backward()
+
+
+def test_a_copy_keeps_its_own_counter_as_torch():
+    # A list index, and a reshape of a non-contiguous array, copy: writing the base leaves them valid.
+    W = leaf(np.arange(1.0, 7.0).reshape(2, 3))
+    picked, flat = W[[0, 1]], W.T.reshape(-1)
+    loss = (picked * picked).sum() + (flat * flat).sum()
+    with no_grad():
+        W -= 1.0
+    loss.backward()
+    np.testing.assert_array_equal(W.grad, 4.0 * np.arange(1.0, 7.0).reshape(2, 3))
+
+
+# --- t[index] = value ----------------------------------------------------------------------------
+
+
+def test_item_assignment_writes_in_place_under_no_grad_as_torch():
+    torch = pytest.importorskip("torch")
+    w0 = np.arange(1.0, 7.0).reshape(2, 3)
+    W, tW = leaf(w0), torch_leaf(w0)
+    with no_grad(), torch.no_grad():
+        W[0] += 1.0  # a view, += in place, then item assignment: torch's idiom
+        tW[0] += 1.0
+        W[:, 2] = 0.0
+        tW[:, 2] = 0.0
+        W[W.data > 5.0] = -1.0  # a mask, as NumPy
+        tW[tW > 5.0] = -1.0
+        W[1, 1] = Tensor(9.0, dtype=np.float64)
+        tW[1, 1] = torch.tensor(9.0, dtype=torch.float64)
+    np.testing.assert_array_equal(W.data, tW.detach().numpy())
+    assert W._version > 0
+
+
+def test_item_assignment_is_refused_where_a_graph_needs_the_old_value():
+    W = leaf(np.ones((2, 3)))
+    with pytest.raises(RuntimeError, match=r"^item assignment: a leaf tensor that requires grad cannot"):
+        W[0] = 0.0
+    h = W * 2.0
+    with pytest.raises(RuntimeError, match=r"^item assignment: minigan does not record in-place ops in the graph"):
+        h[0] = 0.0
+    np.testing.assert_array_equal(W.data, np.ones((2, 3)))
+    x = Tensor(np.zeros((2, 3)))  # needs no grad: written at once
+    x[1] = [1.0, 2.0, 3.0]
+    np.testing.assert_array_equal(x.data[1], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"^item assignment: could not broadcast .*shape"):
+        x[0] = np.ones(4)
+    d = Tensor(np.zeros(2), device="cpu")
+    with pytest.raises(TypeError, match=r"^item assignment: expected numbers"):
+        d[0] = "a"
+
+
+def test_relu_of_infinities_and_nan_as_torch():
+    values = np.array([-np.inf, -1.0, 0.0, 2.0, np.inf, np.nan])
+    x, tx = leaf(values), torch_leaf(values)
+    y, ty = x.relu(), tx.relu()
+    np.testing.assert_array_equal(y.data, ty.detach().numpy())
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_array_equal(x.grad, tx.grad.numpy())
