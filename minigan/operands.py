@@ -70,6 +70,16 @@ def as_float_array(data, dtype=None, op="Tensor"):
     return array
 
 
+def in_place_operand(value, like, op):
+    """What `t += value` or `t[i] = value` writes into t's array `like`: numbers and lists are made
+    on like's device, as torch's scalars are; an array must be there already."""
+    array = numeric_array(value, op)
+    if backend.array_module(value) is np and not isinstance(value, np.ndarray):
+        return backend.array_module(like).asarray(array)
+    backend.check_same_device(op, like, array)
+    return array
+
+
 def shares_memory(array, source) -> bool:
     """Whether `array` may use the memory of `source` (an array, or any value Tensor was given)."""
     xp = backend.array_module(array)

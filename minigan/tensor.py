@@ -707,7 +707,7 @@ def _in_place(name, update):
     """
     def method(self, other):
         _refuse_in_place_in_a_graph(self, name)
-        other = other.data if isinstance(other, Tensor) else operands.numeric_array(other, name)
+        other = other.data if isinstance(other, Tensor) else operands.in_place_operand(other, self.data, name)
         backend.check_same_device(name, self.data, other)
         operands.check_broadcast(self.shape, other.shape, name)
         if np.broadcast_shapes(self.shape, other.shape) != self.shape:
@@ -736,7 +736,7 @@ def _set_item(self, index, value) -> None:
     name = "item assignment"
     _refuse_in_place_in_a_graph(self, name)
     index = index.data if isinstance(index, Tensor) else index
-    value = value.data if isinstance(value, Tensor) else operands.numeric_array(value, name)
+    value = value.data if isinstance(value, Tensor) else operands.in_place_operand(value, self.data, name)
     backend.check_same_device(name, self.data, value)
     array = self.data
     try:

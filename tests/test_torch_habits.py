@@ -614,3 +614,31 @@ def test_relu_of_infinities_and_nan_as_torch():
     y.sum().backward()
     ty.sum().backward()
     np.testing.assert_array_equal(x.grad, tx.grad.numpy())
+
+
+def test_copies_views_versions_and_writes_on_each_device(device):
+    from minigan import backend
+
+    array = backend.to_device(np.arange(1.0, 7.0).reshape(2, 3), device)
+    copied, shared = Tensor(array), minigan.from_numpy(array)
+    array[0, 0] = 10.0
+    assert float(copied.data[0, 0]) == 1.0 and float(shared.data[0, 0]) == 10.0
+    W = Tensor(array, requires_grad=True)
+    v = W.T
+    loss = (v * v).sum()
+    with no_grad():
+        W[0] += 1.0  # through a view, then item assignment
+    assert W._version == v._version > 0
+    np.testing.assert_array_equal(W.numpy()[0], [11.0, 3.0, 4.0])
+    with pytest.raises(RuntimeError, match=r"an input of mul \(shape \(3, 2\)\) was modified in place"):
+        loss.backward()
+    loss = (W * W).sum()
+    with no_grad():
+        W.copy_(backend.to_device(np.zeros((2, 3)), device))
+    with pytest.raises(RuntimeError, match=r"an input of mul \(shape \(2, 3\)\) was modified in place"):
+        loss.backward()
+    if device == "cpu":
+        np.testing.assert_array_equal(np.asarray(W), np.zeros((2, 3)))
+    else:
+        with pytest.raises(TypeError, match="cannot become a NumPy array implicitly; use .numpy()"):
+            np.asarray(W)
