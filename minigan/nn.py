@@ -172,7 +172,11 @@ class Maxout(Module):
 
 class Dropout(Module):
     """Zero each input with probability p in training, scaling survivors by 1/(1-p) (inverted
-    dropout), so that evaluation needs no rescaling and is the identity."""
+    dropout), so that evaluation needs no rescaling and is the identity.
+
+    The masks come from the CPU generator on every device, as the initial weights do: a run draws
+    the same masks on a GPU as on the CPU, and a checkpoint (which keeps the CPU generator's state)
+    resumes them exactly. CuPy's generators have no state that can be saved."""
 
     def __init__(self, p=0.5):
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
@@ -182,8 +186,7 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
-        rng = backend.generator(x.device)
-        keep = rng.random(x.shape, dtype=np.float32) >= self.p
+        keep = backend.generator("cpu").random(x.shape, dtype=np.float32) >= self.p
         xp = backend.array_module(x.data)
         mask = xp.asarray(keep, dtype=x.dtype) * (1 / (1 - self.p))
         return x * mask  # a constant operand: no copy of the mask, no gradient to it

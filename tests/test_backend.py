@@ -93,6 +93,19 @@ def test_manual_seed_makes_everything_reproducible():
         assert not np.array_equal(a, c)
 
 
+def test_dropout_draws_the_same_masks_on_every_device(device):
+    # From the CPU generator everywhere: the checkpoint holds its state, so a resumed GPU run goes on
+    # with the masks an uninterrupted one would draw.
+    ones = np.ones((6, 7), np.float32)
+    manual_seed(5)
+    on_cpu = nn.Dropout(0.5)(Tensor(ones)).numpy()
+    manual_seed(5)
+    here = nn.Dropout(0.5)(Tensor(ones, device=device))
+    assert here.device.startswith(device)
+    np.testing.assert_array_equal(here.numpy(), on_cpu)
+    assert 0 < np.count_nonzero(on_cpu) < on_cpu.size
+
+
 def test_generator_is_shared_until_reseeded():
     manual_seed(1)
     rng = backend.generator("cpu")
