@@ -78,10 +78,17 @@ def _broken_cupy(error: ImportError) -> DeviceError:
 
 
 def usable_device(device) -> str:
-    """The normalized name of `device`, after checking that it can be used here (DeviceError if not)."""
+    """The normalized name of `device`, after checking that it can be used here (DeviceError if not).
+
+    A GPU becomes CuPy's current device, where its ops run: `--device cuda:1` trains on GPU 1."""
     name = normalize_device(device)
     if name != "cpu":
-        import_cupy()
+        cupy = import_cupy()
+        index, count = parse_device(name)[1], cupy.cuda.runtime.getDeviceCount()
+        if index >= count:
+            raise DeviceError(f"device {name!r}: this machine has {count} GPU{'s' if count > 1 else ''}, "
+                              f"cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}")
+        cupy.cuda.Device(index).use()
     return name
 
 
@@ -130,7 +137,17 @@ def to_device(array, device):
         return to_numpy(array)
     cupy = import_cupy()
     with cupy.cuda.Device(index):
+        if _is_cupy_array(array) and array.device.id != index:
+            return array.copy()  # CuPy's copy lands on the current device; asarray would keep GPU `array.device`
         return cupy.asarray(array)
+
+
+def copy(array):
+    """A copy of `array` on its own device (CuPy's .copy() would make it on the current one)."""
+    if _is_cupy_array(array):
+        with array.device:
+            return array.copy()
+    return array.copy()
 
 
 def to_numpy(array) -> np.ndarray:

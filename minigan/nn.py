@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from . import backend
+from . import backend, operands
 from .operands import as_float_array
 from .tensor import Tensor, affine
 
@@ -278,7 +278,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, target) -> Tensor:
     if isinstance(target, Tensor):
         values = target.data
     else:
-        target = values = as_float_array(target, logits.dtype, op=name)
+        target = values = as_float_array(operands.on_device_of(target, logits.data, name), logits.dtype, op=name)
     if values.shape and tuple(values.shape) != logits.shape:
         raise ValueError(f"{name}: logits {logits.shape} and target {tuple(values.shape)} differ")
     outside = ~((values >= 0) & (values <= 1))  # NaN is outside too

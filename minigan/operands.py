@@ -70,13 +70,16 @@ def as_float_array(data, dtype=None, op="Tensor"):
     return array
 
 
-def in_place_operand(value, like, op):
-    """What `t += value` or `t[i] = value` writes into t's array `like`: numbers and lists are made
-    on like's device, as torch's scalars are; an array must be there already."""
+def on_device_of(value, like, op, a_first=False):
+    """`value` (a number, a list or an array; not a Tensor) as an array on the device of the array
+    `like`. Numbers, lists and 0-d NumPy arrays are made there, as torch treats Python numbers; an
+    array of more dims must be there already (DeviceError naming both devices, in written order)."""
     array = numeric_array(value, op)
-    if backend.array_module(value) is np and not isinstance(value, np.ndarray):
-        return backend.array_module(like).asarray(array)
-    backend.check_same_device(op, like, array)
+    device = backend.device_of(like)
+    if backend.device_of(array) != device:
+        if backend.array_module(array) is np and (array.ndim == 0 or not hasattr(value, "dtype")):
+            return backend.to_device(array, device)
+        backend.check_same_device(op, *((array, like) if a_first else (like, array)))
     return array
 
 
@@ -128,15 +131,12 @@ def lift(value, like, op, a_first):
     NumPy scalars, ints and bools take the tensor's dtype, as they do in torch. `a_first` says
     whether `value` is written first, so that errors name the operands in that order.
     """
-    xp = backend.array_module(like)
-    if backend.array_module(value) is not xp and not np.isscalar(value):
-        backend.check_same_device(op, *((value, like) if a_first else (like, value)))
-    array = numeric_array(value, op)
+    array = on_device_of(value, like, op, a_first)
     if array.dtype != like.dtype and array.dtype.kind == "f" and hasattr(value, "dtype") \
             and not isinstance(value, np.generic):
         first, second = (array.dtype, like.dtype) if a_first else (like.dtype, array.dtype)
         raise TypeError(f"{op}: dtypes {first} and {second} differ; convert one with .astype()")
-    return xp.asarray(value, dtype=like.dtype)
+    return array.astype(like.dtype, copy=False)
 
 
 def check_same_kind(a, b, op) -> None:

@@ -224,7 +224,7 @@ def _state_arrays(optimizer: str, state) -> dict:
 
 def _step_count(optimizer: str, key: str, value) -> int:
     """A stored step count as an int, or a ValueError: it must be an integer ≥ 0."""
-    value = np.asarray(value)
+    value = backend.to_numpy(value)
     if value.shape != () or value.dtype.kind not in "iu" or value < 0:
         raise ValueError(f"{optimizer}.load_state_dict: {key} must be an integer ≥ 0, "
                          f"got {value.dtype} {value.tolist()}")
@@ -261,7 +261,7 @@ def _checked_state(optimizer: Optimizer, state) -> tuple[dict, list[int], dict]:
     step_counts = [_step_count(kind, f"step.{i}", state[f"step.{i}"]) for i in range(n)]
     hyperparameters = {}
     for name in optimizer.hyperparameters:
-        value = np.asarray(state[name], dtype=np.float64)
+        value = backend.to_numpy(state[name]).astype(np.float64)
         hyperparameters[name] = tuple(value.tolist()) if value.ndim else float(value)
     try:
         hyperparameters = optimizer._checked(**hyperparameters)

@@ -52,7 +52,7 @@ class Tensor:
         if device is not None:
             data = backend.to_device(data, device)
         if operands.shares_memory(data, source):  # else a conversion above has already copied
-            data = data.copy()
+            data = backend.copy(data)
         _init_leaf(self, data, requires_grad, [0])
 
     # An in-place write (p.data -= lr * g, or p.data = new) bumps the version of the array that
@@ -112,8 +112,9 @@ class Tensor:
                                    f"not shape {self.shape}")
             grad = xp.ones_like(self.data)
         else:
-            grad = operands.as_float_array(grad.data if isinstance(grad, Tensor) else grad, self.dtype)
+            grad = grad.data if isinstance(grad, Tensor) else operands.on_device_of(grad, self.data, "backward")
             backend.check_same_device("backward", self.data, grad)
+            grad = operands.as_float_array(grad, self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape {self.shape}")
 
@@ -640,14 +641,10 @@ def getitem(x: Tensor, index) -> Tensor:
     def backward(g):
         xp = backend.array_module(g)
         full = xp.zeros(x.shape, dtype=g.dtype)
-        if not repeats:
-            full[index] = g
-        elif xp is np:
-            np.add.at(full, index, g)  # accumulates where an element is picked more than once
+        if repeats:
+            xp.add.at(full, index, g)  # accumulates where an element is picked more than once
         else:
-            import cupyx
-
-            cupyx.scatter_add(full, index, g)
+            full[index] = g
         return (full,)
 
     return _result(x.data[index], (x,), "getitem", backward, view_of=x)
@@ -707,7 +704,7 @@ def _in_place(name, update):
     """
     def method(self, other):
         _refuse_in_place_in_a_graph(self, name)
-        other = other.data if isinstance(other, Tensor) else operands.in_place_operand(other, self.data, name)
+        other = other.data if isinstance(other, Tensor) else operands.on_device_of(other, self.data, name)
         backend.check_same_device(name, self.data, other)
         operands.check_broadcast(self.shape, other.shape, name)
         if np.broadcast_shapes(self.shape, other.shape) != self.shape:
@@ -736,7 +733,7 @@ def _set_item(self, index, value) -> None:
     name = "item assignment"
     _refuse_in_place_in_a_graph(self, name)
     index = index.data if isinstance(index, Tensor) else index
-    value = value.data if isinstance(value, Tensor) else operands.in_place_operand(value, self.data, name)
+    value = value.data if isinstance(value, Tensor) else operands.on_device_of(value, self.data, name)
     backend.check_same_device(name, self.data, value)
     array = self.data
     try:

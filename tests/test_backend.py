@@ -224,3 +224,16 @@ def test_no_usable_gpu_says_why_as_the_doctor_does(monkeypatch, machine, expecte
     with pytest.raises(backend.DeviceError) as info:
         backend.usable_device("cuda")
     assert str(info.value).startswith(expected) and "insufficient" not in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("devices, expected", [
+    (1, "device 'cuda:1': this machine has 1 GPU, cuda:0"),
+    (2, "device 'cuda:3': this machine has 2 GPUs, cuda:0 to cuda:1"),
+])
+def test_a_gpu_index_past_the_last_gpu_is_one_line(monkeypatch, devices, expected):
+    from test_doctor import stand_in_cupy
+
+    monkeypatch.setitem(sys.modules, "cupy", stand_in_cupy(devices=devices))
+    with pytest.raises(DeviceError) as info:
+        backend.usable_device(expected.split("'")[1])
+    assert str(info.value) == expected

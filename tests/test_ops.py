@@ -148,7 +148,7 @@ def test_binary_named_broadcasts(name, shape_a, shape_b, device):
     # Each input's gradient has that input's shape, whichever axes were broadcast.
     x.grad = y.grad = None
     out = op(x, y)
-    out.backward(np.ones(out.shape))
+    out.backward(backend.to_device(np.ones(out.shape), device))
     assert x.grad.shape == shape_a and y.grad.shape == shape_b
 
 

@@ -642,3 +642,33 @@ def test_copies_views_versions_and_writes_on_each_device(device):
     else:
         with pytest.raises(TypeError, match="cannot become a NumPy array implicitly; use .numpy()"):
             np.asarray(W)
+
+
+def test_numbers_and_lists_meet_a_tensor_on_its_device(device):
+    from minigan import DeviceError, backend, nn
+
+    x = Tensor([1.0, 2.0], requires_grad=True, device=device)
+    for y in (x + [1.0, 2.0], [1.0, 2.0] * x, x / np.float32(2), x - np.array(1.0, np.float32)):
+        assert y.device == x.device and y.dtype == np.float32
+    (x * 1.0).backward([1.0, 1.0])
+    (x * x).sum().backward(1.0)
+    np.testing.assert_array_equal(backend.to_numpy(x.grad), [3.0, 5.0])
+    logits = Tensor([[0.5], [-1.0]], device=device)
+    by_tensor = nn.binary_cross_entropy_with_logits(logits, Tensor([[1.0], [0.0]], device=device))
+    by_list = nn.binary_cross_entropy_with_logits(logits, [[1.0], [0.0]])
+    assert by_list.device == logits.device and float(by_list) == float(by_tensor)
+    if device != "cpu":  # an array of more dims on the host is refused, as torch refuses a CPU tensor
+        with pytest.raises(DeviceError, match=r"^add: tensors are on different devices, cuda:0 and cpu"):
+            x + np.ones(2, np.float32)
+
+
+def test_an_index_that_repeats_sums_its_gradients_without_a_warning(device):
+    import warnings
+
+    from minigan import backend
+
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True, device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # CuPy 14 deprecates cupyx.scatter_add in favour of add.at
+        x[[0, 0, 1]].sum().backward()
+    np.testing.assert_array_equal(backend.to_numpy(x.grad), [2.0, 1.0, 0.0])
