@@ -13,6 +13,7 @@
 #   bench           benchmarks/bench_step.py --device cuda at B = 128 and 8192 (every row, with torch)
 #   mnist_fused     examples/mnist.py --device cuda --engine fused, 300 steps: must end captured
 #   mnist_autograd  the same with --engine autograd, the readable path on CuPy
+#   mnist_paper     examples/mnist.py --config paper --device cuda, 300 steps: maxout and dropout on CuPy
 #   tests_rest      pytest -m gpu on every other test module (the autograd ops on CuPy)
 #
 # Everything goes to $OUT (default ./gpu-verify-out) as it happens, so that a run cut short still
@@ -26,8 +27,9 @@
 # hypothesis must be there already. What is missing is said in one line, with the install step.
 set -uo pipefail
 
-ORDER=(doctor tests_fast bench mnist_fused mnist_autograd tests_rest)
-declare -A BUDGET=([doctor]=50 [tests_fast]=110 [bench]=110 [mnist_fused]=40 [mnist_autograd]=40 [tests_rest]=70)
+ORDER=(doctor tests_fast bench mnist_fused mnist_autograd mnist_paper tests_rest)
+declare -A BUDGET=([doctor]=45 [tests_fast]=100 [bench]=110 [mnist_fused]=35 [mnist_autograd]=35 [mnist_paper]=30
+                   [tests_rest]=65)
 # Seconds: the budgets leave 60 of one device command's 8 minutes for the checks of what is installed,
 # the test collection before each pytest stage, and the 5 s each timed-out stage gets to exit.
 TOTAL_LIMIT=420
@@ -38,6 +40,7 @@ declare -A WHAT=(
   [bench]="benchmarks/bench_step.py --device cuda --batch-sizes 128 8192"
   [mnist_fused]="examples/mnist.py --device cuda --engine fused --max-steps 300"
   [mnist_autograd]="examples/mnist.py --device cuda --engine autograd --max-steps 300"
+  [mnist_paper]="examples/mnist.py --config paper --device cuda --max-steps 300"
   [tests_rest]="pytest -m gpu tests (all but test_fast_cuda.py)"
 )
 
@@ -251,10 +254,11 @@ EOF
         [ "${PIPESTATUS[0]}" = 0 ] || problem "bench: a row is missing, skipped or ran eagerly (see bench.log)"
       fi
       record bench "$before" bench.log ;;
-    mnist_fused|mnist_autograd)
+    mnist_fused|mnist_autograd|mnist_paper)
       engine="${stage#mnist_}"
       runs="$(mktemp -d)"
-      run_stage "$stage" "$stage.log" "$py" examples/mnist.py --device cuda --max-steps 300 --engine "$engine" \
+      if [ "$engine" = paper ]; then flags=(--config paper); else flags=(--engine "$engine"); fi
+      run_stage "$stage" "$stage.log" "$py" examples/mnist.py --device cuda --max-steps 300 "${flags[@]}" \
         --out "$runs/mnist-$engine" --overwrite
       [ "$status" = 0 ] || [ "$status" = 124 ] || problem "$stage: mnist.py exited with $status"
       grep -q "^done: 300 iterations" "$out/$stage.log" || problem "$stage: mnist.py did not finish its 300 steps"

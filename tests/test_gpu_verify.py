@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_verify.sh"
-STAGES = ["doctor", "tests_fast", "bench", "mnist_fused", "mnist_autograd", "tests_rest"]
+STAGES = ["doctor", "tests_fast", "bench", "mnist_fused", "mnist_autograd", "mnist_paper", "tests_rest"]
 LIMIT = 420  # one device command of 8 minutes, less a minute for start-up checks and test collection
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
