@@ -1,7 +1,8 @@
 """Shared test setup: a bounded hypothesis profile, and the device matrix.
 
 Tests that take a `device` argument run on "cpu" and, when CuPy and a GPU are present, on
-"cuda". Anything marked `gpu` is skipped without CUDA.
+"cuda"; without them, on "cuda" with a CuPy stand-in (tests/cupy_stand_in.py). Anything marked
+`gpu` is skipped without CUDA.
 """
 
 import os
@@ -29,9 +30,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-def device(request):
-    return request.param
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu), "cuda-stand-in"])
+def device(request, monkeypatch):
+    """"cpu", "cuda" on a GPU, and without one "cuda" on tests/cupy_stand_in.py: NumPy in CuPy's
+    place, strict where CuPy is (a host array meeting a device one, an implicit copy to the host)."""
+    if request.param != "cuda-stand-in":
+        yield request.param
+    elif CUDA:
+        pytest.skip("the real CuPy runs these here")
+    else:
+        import cupy_stand_in
+
+        with cupy_stand_in.installed(monkeypatch):
+            yield "cuda"
 
 
 @pytest.fixture(scope="session")
