@@ -20,13 +20,6 @@ from minigan.metrics import (
     select_parzen_sigma,
 )
 
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=[pytest.mark.gpu,
-                                pytest.mark.skipif(not backend.cuda_available(), reason="no CUDA GPU")]),
-]
-
-
 def brute_force_parzen(samples, x, sigma):
     """The Parzen estimate written the slow, obvious way: explicit differences, a plain log-sum-exp."""
     samples = np.asarray(samples, dtype=np.float64)
@@ -44,7 +37,6 @@ def brute_force_parzen(samples, x, sigma):
 # --- Parzen ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("sigma", [0.05, 0.2, 1.0])
 def test_parzen_matches_brute_force(device, sigma):
     rng = np.random.default_rng(0)
@@ -225,7 +217,6 @@ def test_class_coverage_rejects_out_of_range_labels():
         class_coverage(np.array([0, 10]))
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_inception_score_of_balanced_confident_predictions_is_num_classes(device):
     probabilities = np.eye(10)[np.repeat(np.arange(10), 4)]
     mean, std = inception_score(backend.to_device(probabilities, device))
