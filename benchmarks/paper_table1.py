@@ -46,6 +46,8 @@ from minigan import cli, gan  # noqa: E402
 from minigan.checkpoint import load_checkpoint  # noqa: E402
 
 PAPER_PARZEN = (225.0, 2.0)  # Goodfellow et al. 2014, Table 1, MNIST
+# A seed has stopped climbing when this many scores in a row came after its best, none higher.
+STOPPED_AFTER = 3
 
 
 class ChildFailed(Exception):
@@ -189,8 +191,19 @@ def summarize(curve: dict, seeds: list[int], noise: str) -> dict:
         "latest": {str(seed): {"epoch": max(e for e in curve if seed in curve[e]),
                                **scores(curve[max(e for e in curve if seed in curve[e])][seed])}
                    for seed in seeds if any(seed in curve[e] for e in curve)},
+        "best": {str(seed): best_score([(e, curve[e][seed]["model"]["parzen"]["log_likelihood"])
+                                        for e in sorted(curve) if seed in curve[e]])
+                 for seed in seeds if any(seed in curve[e] for e in curve)},
         "paper": {"parzen": PAPER_PARZEN[0], "parzen_se": PAPER_PARZEN[1]},
     }
+
+
+def best_score(points: list[tuple[int, float]]) -> dict:
+    """A seed's best Parzen score so far, and whether it has stopped climbing: the last
+    STOPPED_AFTER scores all came after the best, and none beat it."""
+    best_epoch, best = max(points, key=lambda point: point[1])
+    after = sum(1 for epoch, _ in points if epoch > best_epoch)
+    return {"epoch": best_epoch, "parzen": best, "scores_after": after, "stopped_climbing": after >= STOPPED_AFTER}
 
 
 def scores(evaluation: dict) -> dict:
@@ -339,6 +352,10 @@ def main(argv=None) -> int:
     print(f"paper config, {args.noise} prior, epoch {summary['epochs']}, seeds {summary['seeds']}: Parzen "
           f"{summary['parzen_mean']:.1f} (per seed {', '.join(f'{v:.1f}' for v in summary['parzen'])}); "
           f"paper: {PAPER_PARZEN[0]:.0f} ± {PAPER_PARZEN[1]:.0f}; wrote {json_path}, {png_path}")
+    for seed, best in summary["best"].items():
+        state = (f"stopped climbing: {best['scores_after']} scores since, none higher" if best["stopped_climbing"]
+                 else f"still climbing ({best['scores_after']} of {STOPPED_AFTER} scores since)")
+        print(f"seed {seed}: best {best['parzen']:.1f} at epoch {best['epoch']}, {state}")
     return 0
 
 

@@ -159,3 +159,22 @@ def test_compare_names_each_record_by_its_file(tmp_path):
     path = tmp_path / "paper_table1-uniform-long.json"
     path.write_text(json.dumps({"noise": "uniform", "seeds": [0], "curve": {"50": {"0": 140.0}}, "date": "d"}))
     assert paper_table1.read_record(str(path))["source"] == "paper_table1-uniform-long"
+
+
+def test_the_record_says_where_each_seed_scored_best_and_whether_it_stopped_climbing(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    # Seed 0 peaks at 150 and then scores three times lower: it has stopped. Seed 1 peaks at its
+    # second-to-last score, with one lower score after it: it may still climb.
+    for epoch, value in ((50, 140.0), (100, 160.0), (150, 171.0), (200, 170.5), (250, 169.0), (300, 170.9)):
+        fake_evaluation(runs / "seed0", epoch, value)
+    for epoch, value in ((50, 135.0), (100, 150.0), (150, 149.0)):
+        fake_evaluation(runs / "seed1", epoch, value)
+    out = tmp_path / "out"
+    assert paper_table1.main(["--runs", str(runs), "--results", str(out), "--seeds", "0", "1",
+                              "--record", "r", "--collect-only"]) == 0
+    best = json.loads((out / "r.json").read_text())["best"]
+    assert best == {"0": {"epoch": 150, "parzen": 171.0, "scores_after": 3, "stopped_climbing": True},
+                    "1": {"epoch": 100, "parzen": 150.0, "scores_after": 1, "stopped_climbing": False}}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ["seed 0: best 171.0 at epoch 150, stopped climbing: 3 scores since, none higher",
+                          "seed 1: best 150.0 at epoch 100, still climbing (1 of 3 scores since)"]
