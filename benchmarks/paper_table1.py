@@ -3,6 +3,8 @@
     python benchmarks/paper_table1.py --seeds 0 1 2 --epochs 250            # train, evaluate, collect
     python benchmarks/paper_table1.py --seeds 0 1 --jobs 2 --epochs 1000 --every 50 \
         --runs RUNS --record paper_table1-uniform-long                      # two seeds at once
+    python benchmarks/paper_table1.py --seeds 0 --epochs 1000 --every 50 \
+        --while-climbing                                                    # and on while it climbs
     python benchmarks/paper_table1.py --seeds 0 1 2 --collect-only          # only write the JSON and plot
     python benchmarks/paper_table1.py --compare A.json B.json               # several records in one plot
 
@@ -80,43 +82,60 @@ def current_epoch(checkpoint: Path) -> int:
 
 
 def train_and_evaluate(run_dir: Path, seed: int, noise: str, epochs: int, every: int, extra: list[str],
-                       log: Path | None = None) -> None:
-    """Bring one seed's run to `epochs`, scoring each `every`-th epoch (and the last) once.
+                       log: Path | None = None, while_climbing: bool = False) -> None:
+    """Bring one seed's run to `epochs`, scoring each `every`-th epoch (and the last) once; with
+    `while_climbing`, go on `every` epochs at a time until the seed has stopped climbing.
 
     Resumes from whatever the folder holds: an epoch already kept is not trained again, one already
     scored is not scored again, and one the current checkpoint is already past (kept under another
     --every, or lost with a session) is skipped with one line."""
     run_dir = cli.check_output_dir(run_dir.resolve(), f"the folder of seed {seed}")
-    current = run_dir / "checkpoint.npz"
     for epoch in sorted(set(range(every, epochs + 1, every)) | {epochs}):
-        kept = run_dir / f"checkpoint_epoch{epoch:03d}.npz"
-        if not kept.exists():
-            if current.exists() and current_epoch(current) > epoch:
-                print(f"note: seed {seed} is past epoch {epoch}, which was never kept; not scoring it", flush=True)
-                continue
-            resume = ["--resume", str(current)] if current.exists() else ["--out", str(run_dir), "--seed", str(seed),
-                                                                         "--noise", noise]
-            run_child(f"examples/mnist.py (seed {seed}, to epoch {epoch})",
-                      [sys.executable, str(ROOT / "examples" / "mnist.py"), "--config", "paper",
-                       "--epochs", str(epoch), *resume, "--log-every", "100", *extra], log=log)
-            atomic_write(kept, lambda f: f.write(current.read_bytes()))  # a cut-off copy is never "kept"
-        scored = run_dir / f"evaluation_epoch{epoch:03d}.json"
-        if not scored.exists():
-            run_child(f"minigan.evaluate ({kept.name})",
-                      [sys.executable, "-m", "minigan.evaluate", str(kept), "--out", str(scored), *extra],
-                      log=log, cwd=ROOT)
-        if log is not None:
-            parzen = read_evaluation(scored)["model"]["parzen"]["log_likelihood"]
-            print(f"seed {seed}, epoch {epoch}: Parzen {parzen:.1f}", flush=True)
+        train_and_score(run_dir, seed, noise, epoch, extra, log)
+    epoch = epochs
+    while while_climbing:
+        points = [(e, read_evaluation(path)["model"]["parzen"]["log_likelihood"])
+                  for e, path in sorted(scored_epochs(run_dir).items())]
+        best = best_score(points) if points else None
+        if best is not None and best["stopped_climbing"]:
+            print(f"seed {seed} has stopped climbing: best {best['parzen']:.1f} at epoch {best['epoch']}, "
+                  f"{best['scores_after']} scores since, none higher", flush=True)
+            return
+        epoch += every
+        train_and_score(run_dir, seed, noise, epoch, extra, log)
+
+
+def train_and_score(run_dir: Path, seed: int, noise: str, epoch: int, extra: list[str], log: Path | None) -> None:
+    """Train one seed to `epoch` and keep and score that epoch, unless that is done already."""
+    current = run_dir / "checkpoint.npz"
+    kept = run_dir / f"checkpoint_epoch{epoch:03d}.npz"
+    if not kept.exists():
+        if current.exists() and current_epoch(current) > epoch:
+            print(f"note: seed {seed} is past epoch {epoch}, which was never kept; not scoring it", flush=True)
+            return
+        resume = ["--resume", str(current)] if current.exists() else ["--out", str(run_dir), "--seed", str(seed),
+                                                                     "--noise", noise]
+        run_child(f"examples/mnist.py (seed {seed}, to epoch {epoch})",
+                  [sys.executable, str(ROOT / "examples" / "mnist.py"), "--config", "paper",
+                   "--epochs", str(epoch), *resume, "--log-every", "100", *extra], log=log)
+        atomic_write(kept, lambda f: f.write(current.read_bytes()))  # a cut-off copy is never "kept"
+    scored = run_dir / f"evaluation_epoch{epoch:03d}.json"
+    if not scored.exists():
+        run_child(f"minigan.evaluate ({kept.name})",
+                  [sys.executable, "-m", "minigan.evaluate", str(kept), "--out", str(scored), *extra],
+                  log=log, cwd=ROOT)
+    if log is not None:
+        parzen = read_evaluation(scored)["model"]["parzen"]["log_likelihood"]
+        print(f"seed {seed}, epoch {epoch}: Parzen {parzen:.1f}", flush=True)
 
 
 def train_seeds(runs: Path, seeds: list[int], noise: str, epochs: int, every: int, extra: list[str],
-                jobs: int) -> None:
+                jobs: int, while_climbing: bool = False) -> None:
     """Every seed to `epochs`, `jobs` of them at a time; with more than one at a time, each child
     runs at one BLAS thread (unless OMP_NUM_THREADS says otherwise) and logs to its own file."""
     if jobs == 1:
         for seed in seeds:
-            train_and_evaluate(runs / f"seed{seed}", seed, noise, epochs, every, extra)
+            train_and_evaluate(runs / f"seed{seed}", seed, noise, epochs, every, extra, while_climbing=while_climbing)
         return
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
@@ -126,7 +145,7 @@ def train_seeds(runs: Path, seeds: list[int], noise: str, epochs: int, every: in
             folder = cli.check_output_dir(runs / f"seed{seed}", f"the folder of seed {seed}")
             print(f"seed {seed}: training in {folder}, output in {folder / 'train.log'}", flush=True)
             futures[pool.submit(train_and_evaluate, folder, seed, noise, epochs, every, extra,
-                                folder / "train.log")] = seed
+                                folder / "train.log", while_climbing)] = seed
         # A seed that fails does not stop the others: they run to the end, then the failure is raised.
         failures = [future.exception() for future in concurrent.futures.as_completed(futures)]
     for failure in failures:
@@ -138,13 +157,20 @@ def collect(runs: Path, seeds: list[int]) -> dict:
     """{epoch: {seed: evaluation}} for every scored epoch of every seed."""
     curve = {}
     for seed in seeds:
-        for path in sorted((runs / f"seed{seed}").glob("evaluation_epoch*.json")):
-            try:
-                epoch = int(path.stem.removeprefix("evaluation_epoch"))
-            except ValueError:
-                continue  # not one of ours (evaluation_epoch025-old.json, say)
+        for epoch, path in scored_epochs(runs / f"seed{seed}").items():
             curve.setdefault(epoch, {})[seed] = read_evaluation(path)
     return curve
+
+
+def scored_epochs(run_dir: Path) -> dict[int, Path]:
+    """{epoch: evaluation_epochE.json} for every epoch of one seed's folder that has been scored."""
+    scored = {}
+    for path in sorted(run_dir.glob("evaluation_epoch*.json")):
+        try:
+            scored[int(path.stem.removeprefix("evaluation_epoch"))] = path
+        except ValueError:
+            continue  # not one of ours (evaluation_epoch025-old.json, say)
+    return scored
 
 
 def scored_dates(runs: Path, seeds: list[int]) -> list[str]:
@@ -299,6 +325,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=cli.seed_int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=cli.positive_int, default=250, help="train each seed to this epoch (default 250)")
     p.add_argument("--every", type=cli.positive_int, default=25, help="score every this many epochs (default 25)")
+    p.add_argument("--while-climbing", action="store_true",
+                   help=f"after --epochs, go on --every epochs at a time until a seed has stopped climbing "
+                        f"({STOPPED_AFTER} scores after its best, none higher)")
     p.add_argument("--noise", choices=gan.NOISES, default=gan.CONFIGS["paper"].noise,
                    help="the prior p_z (default: the paper config's, uniform)")
     p.add_argument("--runs", default="runs/paper-table1", help="folder of the runs, one seedN/ per seed")
@@ -335,7 +364,7 @@ def main(argv=None) -> int:
     extra = ["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []
     if not args.collect_only:
         try:
-            train_seeds(runs, args.seeds, args.noise, args.epochs, args.every, extra, args.jobs)
+            train_seeds(runs, args.seeds, args.noise, args.epochs, args.every, extra, args.jobs, args.while_climbing)
         except ChildFailed as failure:
             print(f"error: {failure}", file=sys.stderr)
             return failure.status

@@ -92,8 +92,9 @@ def write_checkpoint_at(path: Path, epoch: int):
     np.savez(path, **{"meta.epoch": np.array(epoch)})
 
 
-def fake_children(monkeypatch, calls):
-    """run_child stand-in: training writes checkpoint.npz at the target epoch, scoring writes a record."""
+def fake_children(monkeypatch, calls, parzen_at=lambda epoch: 100.0):
+    """run_child stand-in: training writes checkpoint.npz at the target epoch, scoring writes a record
+    with the Parzen score `parzen_at(epoch)`."""
     def run_child(what, command, log=None, **kwargs):
         calls.append((what, log))
         if "examples" in command[1]:
@@ -102,7 +103,8 @@ def fake_children(monkeypatch, calls):
             write_checkpoint_at(folder / "checkpoint.npz", int(command[command.index("--epochs") + 1]))
         else:
             scored = Path(command[command.index("--out") + 1])
-            fake_evaluation(scored.parent, int(scored.stem.removeprefix("evaluation_epoch")), 100.0)
+            epoch = int(scored.stem.removeprefix("evaluation_epoch"))
+            fake_evaluation(scored.parent, epoch, parzen_at(epoch))
     monkeypatch.setattr(paper_table1, "run_child", run_child)
 
 
@@ -122,6 +124,25 @@ def test_it_resumes_whatever_a_folder_holds(tmp_path, monkeypatch, capsys):
     # Started again with everything done: nothing runs.
     calls.clear()
     paper_table1.train_and_evaluate(seed0, 0, "uniform", 100, 50, [])
+    assert calls == []
+
+
+def test_while_climbing_goes_on_past_epochs_until_three_scores_after_the_best_are_none_higher(
+        tmp_path, monkeypatch, capsys):
+    curve = {50: 140.0, 100: 160.0, 150: 171.0, 200: 170.0, 250: 172.0, 300: 171.0, 350: 172.0, 400: 169.0}
+    calls = []
+    fake_children(monkeypatch, calls, parzen_at=curve.__getitem__)
+    paper_table1.train_and_evaluate(tmp_path / "seed0", 0, "uniform", 100, 50, [])
+    assert calls[-1][0] == "minigan.evaluate (checkpoint_epoch100.npz)"  # without the flag: to --epochs only
+    calls.clear()
+    paper_table1.train_and_evaluate(tmp_path / "seed0", 0, "uniform", 100, 50, [], while_climbing=True)
+    # 200 is lower than 150 but 250 beats it; 350 only equals 250's best; 400 is the third after it.
+    assert [what for what, _ in calls if "mnist.py" in what] == [
+        f"examples/mnist.py (seed 0, to epoch {epoch})" for epoch in (150, 200, 250, 300, 350, 400)]
+    assert "seed 0 has stopped climbing: best 172.0 at epoch 250, 3 scores since, none higher" in \
+        capsys.readouterr().out
+    calls.clear()  # started again once it has stopped: nothing more to do
+    paper_table1.train_and_evaluate(tmp_path / "seed0", 0, "uniform", 100, 50, [], while_climbing=True)
     assert calls == []
 
 
