@@ -146,6 +146,19 @@ def test_while_climbing_goes_on_past_epochs_until_three_scores_after_the_best_ar
     assert calls == []
 
 
+def test_while_climbing_reaches_every_seed_through_main_and_jobs(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    calls = []
+    fake_children(monkeypatch, calls, parzen_at=lambda epoch: {50: 150.0}.get(epoch, 140.0))
+    assert paper_table1.main(["--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "out"), "--record", "r",
+                              "--seeds", "0", "1", "--epochs", "50", "--every", "50", "--jobs", "2",
+                              "--while-climbing"]) == 0
+    for seed in (0, 1):  # the best at 50, then three lower scores: 100, 150 and 200
+        assert sorted(what for what, _ in calls if f"seed {seed}," in what) == sorted(
+            f"examples/mnist.py (seed {seed}, to epoch {epoch})" for epoch in (50, 100, 150, 200))
+    assert json.loads((tmp_path / "out" / "r.json").read_text())["best"]["1"]["stopped_climbing"] is True
+
+
 def test_jobs_train_seeds_at_once_each_at_one_thread_with_its_own_log(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
