@@ -37,6 +37,7 @@ import time
 import traceback
 from pathlib import Path
 
+from . import backend
 from .atomic import file_problem, name_problem
 from .backend import DeviceError
 from .checkpoint import CheckpointError
@@ -99,6 +100,15 @@ def positive_float(text) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {shown(text)}")
     return value
+
+
+def usable_device(parser: argparse.ArgumentParser, name: str):
+    """`backend.usable_device(name)`, or one line and exit status 2 when it is unknown or this
+    machine cannot run it (no CuPy, no GPU): argparse's usage block would only bury that line."""
+    try:
+        return backend.usable_device(name)
+    except DeviceError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
 
 
 # --- output paths, checked before any work ---------------------------------------------------------

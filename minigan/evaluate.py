@@ -80,10 +80,7 @@ def parse_args(argv=None):
     if args.samples > MNIST_TRAIN_SIZE:
         p.error(f"--samples {args.samples} is more than the {MNIST_TRAIN_SIZE} training digits that are "
                 f"scored in their place")
-    try:
-        args.device = backend.usable_device(args.device)
-    except backend.DeviceError as error:
-        p.error(str(error))
+    args.device = cli.usable_device(p, args.device)
     return args
 
 

@@ -75,10 +75,7 @@ def check_args(parser, argv=None):
     for flag in ("out", "resume", "data_dir"):  # an empty value is most often an unset shell variable
         if getattr(args, flag) == "":
             parser.error(f"argument --{flag.replace('_', '-')}: expected a path, got an empty string")
-    try:
-        args.device = backend.usable_device(args.device)
-    except backend.DeviceError as error:
-        parser.error(str(error))
+    args.device = cli.usable_device(parser, args.device)
     return args
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minigan import classifier, evaluate, gan
+from minigan import backend, classifier, evaluate, gan
 from minigan.checkpoint import save_checkpoint, with_prefix
 from minigan.data import MNISTError
 
@@ -210,6 +210,20 @@ def test_sizes_beyond_mnist_are_argparse_errors(tmp_path, nothing_may_load, caps
         evaluate.run([str(tmp_path / "checkpoint.npz"), *flags])
     assert info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"python -m minigan.evaluate: error: {message}"
+
+
+@pytest.mark.parametrize("device, message", [
+    ("tpu", "unknown device 'tpu': use 'cpu', 'cuda' or 'cuda:N'"),
+    pytest.param("cuda", "device 'cuda' needs CuPy", marks=pytest.mark.skipif(
+        backend.cuda_available(), reason="CUDA is available here")),
+])
+def test_a_device_this_machine_cannot_run_is_one_line(tmp_path, nothing_may_load, capsys, device, message):
+    with pytest.raises(SystemExit) as info:
+        evaluate.run([str(tmp_path / "checkpoint.npz"), "--device", device])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err  # no usage block above it
+    assert err.startswith(f"python -m minigan.evaluate: error: {message}")
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

@@ -159,10 +159,21 @@ def test_bad_flags_get_a_one_line_argparse_error(script, flags, message, capsys)
 
 @pytest.mark.skipif(backend.cuda_available(), reason="CUDA is available here")
 def test_cuda_without_cupy_says_what_to_install(script, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         run.guarded(script.main, ["--device", "cuda"])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err  # the machine lacks CuPy: no usage block above the line
     assert "device 'cuda' needs" in err and "cupy" in err
+
+
+def test_an_unknown_device_is_one_line(script, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run.guarded(script.main, ["--device", "tpu"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert err.rstrip().endswith(": error: unknown device 'tpu': use 'cpu', 'cuda' or 'cuda:N'")
 
 
 def test_missing_data_offline_is_one_line(script, tmp_path, monkeypatch, capsys):
