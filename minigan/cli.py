@@ -39,12 +39,11 @@ from pathlib import Path
 
 from . import backend
 from .atomic import file_problem, name_problem
-from .backend import DeviceError
 from .checkpoint import CheckpointError
 from .data import MNISTError
 
 # The failures a user can cause, as opposed to bugs. ValueError counts only when minigan raised it.
-EXPECTED_ERRORS = (MNISTError, CheckpointError, DeviceError, FloatingPointError, OSError, ValueError)
+EXPECTED_ERRORS = (MNISTError, CheckpointError, backend.DeviceError, FloatingPointError, OSError, ValueError)
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -107,7 +106,7 @@ def usable_device(parser: argparse.ArgumentParser, name: str):
     machine cannot run it (no CuPy, no GPU): argparse's usage block would only bury that line."""
     try:
         return backend.usable_device(name)
-    except DeviceError as error:
+    except backend.DeviceError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
 
 
