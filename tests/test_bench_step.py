@@ -24,8 +24,15 @@ def bench_step():
 
 @pytest.fixture(scope="module")
 def machine_cpu(bench_step):
-    """The machine description of a CPU run, built as main() builds it (no timing)."""
-    return bench_step.machine_description("cpu", bench_step.limit_threads(1))
+    """The machine description of a CPU run, built as main() builds it (no timing). The thread
+    limits that builds are put back after this module, so that no later test runs under them."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch_threads = torch.get_num_threads()
+    with threadpool_limits(limits=None):  # on leaving: NumPy's BLAS as it was before
+        yield bench_step.machine_description("cpu", bench_step.limit_threads(1))
+    torch.set_num_threads(torch_threads)
 
 
 def test_results_name_numpys_blas_kernel_torchs_blas_and_the_cpu(machine_cpu):
